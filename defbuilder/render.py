@@ -97,7 +97,8 @@ def files_token(path: str) -> str:
     >>> files_token("src/app.py"), files_token("my file")
     ('src/app.py', '"my file"')
     """
-    if re.match(r"^[^\s\"']+$", path):
+    # A line whose first word starts with % would start a new section (deffile.go).
+    if re.match(r"^[^\s\"'%][^\s\"']*$", path):
         return path
     return '"' + path + '"'
 
@@ -189,8 +190,11 @@ def render_stage(stage: Stage) -> str:
 
 
 def render(what: Recipe | Stage) -> str:
-    """The .def text of a recipe (all its stages) or of a single stage."""
+    """The .def text of a recipe (all its stages), validated as a whole, or of one stage.
+
+    A single stage is rendered as a fragment: its ``%files from`` are not checked.
+    """
     if isinstance(what, Stage):
-        what = Recipe([what])
+        return render_stage(what)
     what.validate()
     return "\n".join(render_stage(s) for s in what.stages)
