@@ -7,6 +7,7 @@ User mistakes (``DefError``) print one ``file:line: message`` line and exit 2;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -36,10 +37,8 @@ def write_atomic(path: str, text: str) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -119,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"defbuilder: error: {exc}", file=sys.stderr)
+        print(f"defbuilder: error: {exc.format(relative_to=os.getcwd())}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:
         return 1

@@ -88,7 +88,16 @@ class DefError(Exception):
         self.line = line
 
     def __str__(self) -> str:
+        return self.format()
+
+    def format(self, relative_to: str | None = None) -> str:
+        """``file:line: message``; with ``relative_to``, a file under it is shown relative."""
         where = ""
         if self.file is not None:
-            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+            file = self.file
+            if relative_to is not None and os.path.isabs(file):
+                rel = os.path.relpath(file, relative_to)
+                if not rel.startswith(".."):
+                    file = rel
+            where = f"{file}:{self.line}: " if self.line else f"{file}: "
         return where + self.message

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import attrs
 
@@ -104,7 +104,7 @@ class BuildArg:
         return str(self)
 
 
-Value = Union[str, BuildArg]
+Value = str | BuildArg
 
 
 def _value_text(value: Value) -> str:
@@ -484,7 +484,7 @@ class Export:
             raise DefError(f"environment variable {self.name}: a value cannot hold a NUL byte")
 
 
-EnvItem = Union[Export, Script]
+EnvItem = Export | Script
 
 
 def _env_items(value: Any) -> tuple[EnvItem, ...]:
@@ -690,10 +690,10 @@ class App:
     """
 
     name: str
-    run: Script = attrs.field(default="", converter=_to_opt_script)
-    start: Script = attrs.field(default="", converter=_to_opt_script)
-    test: Script = attrs.field(default="", converter=_to_opt_script)
-    install: Script = attrs.field(default="", converter=_to_opt_script)
+    run: Script = attrs.field(factory=Script, converter=_to_opt_script)
+    start: Script = attrs.field(factory=Script, converter=_to_opt_script)
+    test: Script = attrs.field(factory=Script, converter=_to_opt_script)
+    install: Script = attrs.field(factory=Script, converter=_to_opt_script)
     env: Environment = attrs.field(factory=Environment, converter=Environment)
     labels: tuple[Label, ...] = attrs.field(default=(), converter=_labels)
     files: tuple[FileEntry, ...] = attrs.field(default=(), converter=_file_entries)
@@ -751,14 +751,14 @@ class Sections:
     """
 
     arguments: tuple[BuildArg, ...] = attrs.field(default=(), converter=_build_args)
-    pre: Script = attrs.field(default="", converter=_to_script)
-    setup: Script = attrs.field(default="", converter=_to_script)
+    pre: Script = attrs.field(factory=Script, converter=_to_script)
+    setup: Script = attrs.field(factory=Script, converter=_to_script)
     files: tuple[Files, ...] = attrs.field(default=(), converter=_files_list)
     environment: Environment = attrs.field(factory=Environment, converter=Environment)
-    post: Script = attrs.field(default="", converter=_to_script)
-    runscript: Script = attrs.field(default="", converter=_to_script)
-    startscript: Script = attrs.field(default="", converter=_to_script)
-    test: Script = attrs.field(default="", converter=_to_script)
+    post: Script = attrs.field(factory=Script, converter=_to_script)
+    runscript: Script = attrs.field(factory=Script, converter=_to_script)
+    startscript: Script = attrs.field(factory=Script, converter=_to_script)
+    test: Script = attrs.field(factory=Script, converter=_to_script)
     labels: tuple[Label, ...] = attrs.field(default=(), converter=_labels)
     help: str = attrs.field(default="", converter=_help)
     apps: tuple[App, ...] = attrs.field(default=(), converter=_apps)
@@ -831,7 +831,7 @@ class Stage(Sections):
     def name(self) -> str | None:
         return self.header.stage
 
-    def __add__(self, other: Sections) -> Stage:  # type: ignore[override]
+    def __add__(self, other: Sections) -> Stage:
         if not isinstance(other, Sections) or isinstance(other, Stage):
             return NotImplemented
         return attrs.evolve(self, **self.merged(other))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 # deffile.go: fileSplitter
-FILE_SPLITTER = re.compile(r"""([^\s"']*{{\s*\w+\s*}}*[^\s{}"']*)+|([^\s"']+|"([^"]*)"|'([^']*))""", re.ASCII)
+FILE_SPLITTER = re.compile(
+    r"""([^\s"']*{{\s*\w+\s*}}*[^\s{}"']*)+|([^\s"']+|"([^"]*)"|'([^']*))""", re.ASCII
+)
 VALID_SECTIONS = {
     "help", "setup", "files", "labels", "environment", "pre", "post",
     "runscript", "test", "startscript", "arguments",

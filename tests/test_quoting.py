@@ -48,7 +48,7 @@ def _env_through_shell(values: list[str], shell: str, tmp_path) -> dict[str, str
     env_file = tmp_path / "90-environment.sh"
     env_file.write_text(port.env_script(body), encoding="utf-8")
     out = subprocess.run(
-        [shell, "-c", f'. "$1" && exec "$2" -c "$3"', "sh", str(env_file), sys.executable, DUMP],
+        [shell, "-c", '. "$1" && exec "$2" -c "$3"', "sh", str(env_file), sys.executable, DUMP],
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True,
     )
     return json.loads(out.stdout)

@@ -65,7 +65,8 @@ CASES = [
     # "%labels": Author / Version / MyLabel Hello World
     ("labels", Stage(UBUNTU, labels={"Author": "myname@example.com", "Version": "v0.0.1",
                                      "MyLabel": "Hello World"}),
-     HEAD + "%labels\n    Author myname@example.com\n    Version v0.0.1\n    MyLabel Hello World\n"),
+     HEAD + "%labels\n    Author myname@example.com\n    Version v0.0.1\n"
+     "    MyLabel Hello World\n"),
     ("help", Stage(UBUNTU, help="This is a demo container used to illustrate a def file."),
      HEAD + "%help\nThis is a demo container used to illustrate a def file.\n"),
     # "%app*": %apprun foo / %applabels foo / %appinstall foo / %appenv foo / %apphelp foo

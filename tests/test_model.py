@@ -1,0 +1,150 @@
+"""The model's rules: immutability, composition, and what Apptainer would misread."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from defbuilder import (
+    App,
+    BuildArg,
+    DefError,
+    Environment,
+    Files,
+    Header,
+    Recipe,
+    Script,
+    Sections,
+    Stage,
+    render,
+)
+from defbuilder.model import AGENTS
+
+UBUNTU = Header.docker("ubuntu:24.04")
+
+
+def test_values_are_frozen():
+    stage = Stage(UBUNTU, post="a")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        stage.post = Script("b")  # type: ignore[misc]
+
+
+def test_extend_returns_new_stage_and_keeps_original():
+    base = Stage(UBUNTU, post="a", environment={"X": "1"}, labels={"k": "1"})
+    child = base.extend(post="b", environment={"Y": "2"}, labels={"k": "2", "j": "3"},
+                        files=Files(["f"]))
+    assert child.post.body == "a\nb"
+    assert list(child.environment.exports()) == ["X", "Y"]
+    assert [(lbl.key, lbl.value) for lbl in child.labels] == [("k", "2"), ("j", "3")]
+    assert base.post.body == "a" and base.files == () and len(base.labels) == 1
+
+
+def test_blocks_compose_with_plus():
+    block = Sections(post="pip install x", environment=Environment(". /env.sh"),
+                     apps=[App("tool", run="exec tool")])
+    stage = Stage(UBUNTU, post="apt-get update") + block
+    assert stage.post.body == "apt-get update\npip install x"
+    assert stage.apps[0].name == "tool"
+    with pytest.raises(DefError, match="app tool is already defined"):
+        stage + block
+
+
+def test_runscript_conflict_needs_replace():
+    stage = Stage(UBUNTU, runscript="exec a")
+    with pytest.raises(DefError, match="%runscript is already set"):
+        stage.extend(runscript="exec b")
+    assert stage.replace(runscript="exec b").runscript.body == "exec b"
+
+
+def test_scripts_for_different_shells_do_not_join():
+    with pytest.raises(DefError, match="cannot join"):
+        Script("a", shell="/bin/bash") + Script("b", shell="/bin/zsh")
+    joined = Script("a", shell="/bin/bash") + "b"
+    assert joined.shell == "/bin/bash" and joined.body == "a\nb"
+    assert Script("b", shell="/bin/bash").prepend("a").body == "a\nb"
+
+
+@pytest.mark.parametrize("line", ["%post", "  %files", "%{x}", "Bootstrap: docker",
+                                  "bootstrap:library"])
+def test_body_lines_apptainer_would_misread(line):
+    # deffile.go: a line whose first word starts with % opens a section; stages are
+    # split at (?mi)^bootstrap: .
+    with pytest.raises(DefError):
+        Script(f"echo ok\n{line}\n")
+
+
+def test_shell_and_shebang_together_is_refused():
+    with pytest.raises(DefError, match="not both"):
+        Script("#!/bin/bash\necho", shell="/bin/bash")
+
+
+def test_app_scripts_cannot_choose_a_shell():
+    with pytest.raises(DefError, match="SCIF app scripts"):
+        App("x", run=Script("echo", shell="/bin/bash"))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"bootstrap": "Docker", "from_": "x"}, "unknown Bootstrap: 'Docker'"),
+    ({"bootstrap": "docker"}, "needs From:"),
+    ({"bootstrap": "debootstrap", "mirror_url": "http://x/"}, "needs OSVersion:"),
+    ({"bootstrap": "yum", "os_version": "9"}, "needs MirrorURL:"),
+    ({"bootstrap": "scratch", "from_": "x"}, "From: is not read by Bootstrap: scratch"),
+    ({"bootstrap": "docker", "from_": "x # comment"}, "contains '#'"),
+    ({"bootstrap": "docker", "from_": "x\ny"}, "newline"),
+    ({"bootstrap": "docker", "from_": "x", "stage": "a b"}, "stage name"),
+])
+def test_header_validation(kwargs, message):
+    with pytest.raises(DefError, match=message):
+        Header(**kwargs)
+
+
+def test_every_agent_accepts_stage_and_includecmd():
+    for agent, keys in AGENTS.items():
+        required = {"from": "x", "mirrorurl": "http://m/", "osversion": "1"}
+        kw = {}
+        for key in keys & {"from", "mirrorurl", "osversion"}:
+            kw[{"from": "from_", "mirrorurl": "mirror_url", "osversion": "os_version"}[key]] = (
+                required[key])
+        header = Header(agent, stage="s", include_cmd=True, **kw)
+        assert ("Stage", "s") in list(header.items())
+
+
+def test_build_args_collected_per_stage_with_one_default():
+    tag = BuildArg("TAG", "24.04")
+    stage = Stage(Header.docker(f"ubuntu:{tag}"), arguments=[tag], labels={"tag": tag})
+    assert stage.declared_build_args() == (tag,)
+    with pytest.raises(DefError, match="two defaults"):
+        Stage(UBUNTU, arguments=[tag], environment={"T": BuildArg("TAG", "22.04")}
+              ).declared_build_args()
+    required = BuildArg("TOKEN")
+    text = render(Stage(UBUNTU, environment={"T": required}))
+    assert "%arguments" not in text and "'{{ TOKEN }}'" in text
+
+
+def test_recipe_validation_points_at_user_lines():
+    a = Stage(Header.docker("ubuntu:24.04", stage="a"))
+    b = Stage(Header.docker("ubuntu:24.04", stage="b"), files=Files(["/x"], from_stage="c"))
+    c = Stage(Header.docker("ubuntu:24.04", stage="c"))
+    with pytest.raises(DefError, match="comes later") as err:
+        render(Recipe([a, b, c]))
+    assert err.value.file == __file__
+    with pytest.raises(DefError, match="duplicate stage name 'a'"):
+        render(Recipe([a, a]))
+
+
+def test_select_and_replace_stage():
+    a = Stage(Header.docker("ubuntu:24.04", stage="a"), post="x")
+    b = Stage(Header.docker("ubuntu:24.04", stage="b"), files=Files(["/x"], from_stage="a"))
+    c = Stage(Header.docker("ubuntu:24.04", stage="c"))
+    recipe = Recipe([a, b, c])
+    assert [s.name for s in recipe.select("b").stages] == ["a", "b"]
+    assert [s.name for s in recipe.select("c").stages] == ["c"]
+    swapped = recipe.replace_stage("a", a.replace(post="y"))
+    assert swapped.stage("a").post.body == "y" and recipe.stage("a").post.body == "x"
+    with pytest.raises(DefError, match="no stage named 'z'"):
+        recipe.stage("z")
+
+
+def test_equal_values_are_equal_whereever_made():
+    assert Stage(UBUNTU, post="a") == Stage(Header.docker("ubuntu:24.04"), post="a")
+    assert hash(BuildArg("A", "1")) == hash(BuildArg("A", "1"))
