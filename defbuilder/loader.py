@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
@@ -29,6 +28,8 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _user_frame(exc: BaseException, path: str) -> int | None:
     """The last line of ``path`` in the traceback of ``exc``."""
+    import traceback
+
     line = None
     real = os.path.realpath(path)
     for frame in traceback.extract_tb(exc.__traceback__):

@@ -45,14 +45,33 @@ __all__ = [
     "Stage",
 ]
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ARG_NAME_RE = re.compile(r"^\w+$", re.ASCII)
+# Validation uses str methods and sets, not regexes compiled at import: this module
+# is on the CLI's start-up path (see bench/render_latency.py).
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _ALNUM | {"_"}
+_TOKEN_CHARS = _ALNUM | set("_.+-")
 # Apptainer: regexp `{{\s*(\w+)\s*}}` (internal/pkg/build/args/reader.go).
-PLACEHOLDER_RE = re.compile(r"{{\s*(\w+)\s*}}")
-_APP_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
-_STAGE_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
-# deffile.go All(): stages are split on `(?mi)^bootstrap:`.
-_BOOTSTRAP_LINE_RE = re.compile(r"(?mi)^bootstrap:")
+PLACEHOLDER_PATTERN = r"{{\s*(\w+)\s*}}"
+
+
+def _is_shell_name(name: str) -> bool:
+    """``[A-Za-z_][A-Za-z0-9_]*``."""
+    return bool(name) and set(name) <= _NAME_CHARS and not name[0].isdigit()
+
+
+def _is_arg_name(name: str) -> bool:
+    """``\\w+`` in Go's RE2 (ASCII)."""
+    return bool(name) and set(name) <= _NAME_CHARS
+
+
+def _is_token(name: str) -> bool:
+    """Stage and app names: ``[A-Za-z0-9_.+-]+``."""
+    return bool(name) and set(name) <= _TOKEN_CHARS
+
+
+def has_placeholder(text: str) -> bool:
+    """Whether Apptainer would substitute a ``{{ NAME }}`` in ``text``."""
+    return "{{" in text and re.search(PLACEHOLDER_PATTERN, text) is not None
 
 
 def _origin_field() -> Any:
@@ -82,7 +101,7 @@ class BuildArg:
 
     @name.validator
     def _check_name(self, _a: attrs.Attribute[str], value: str) -> None:
-        if not _ARG_NAME_RE.match(value):
+        if not _is_arg_name(value):
             raise DefError(
                 f"build argument name {value!r} is invalid: Apptainer only matches "
                 "{{ NAME }} with NAME made of letters, digits and _"
@@ -292,7 +311,7 @@ class Header:
                     f"Bootstrap: {self.bootstrap} needs {_keyword(needed)}:",
                     origin=self.origin,
                 )
-        if self.stage is not None and not _STAGE_NAME_RE.match(self.stage):
+        if self.stage is not None and not _is_token(self.stage):
             raise DefError(f"stage name {self.stage!r} is invalid", origin=self.origin)
 
     @classmethod
@@ -364,7 +383,8 @@ def check_body(text: str, what: str, origin: Origin | None = None) -> None:
                 "rewrite it (e.g. quote it or use printf)",
                 origin=origin,
             )
-        if _BOOTSTRAP_LINE_RE.match(line):
+        # deffile.go All(): stages are split on `(?mi)^bootstrap:`.
+        if line[:10].lower() == "bootstrap:":
             raise DefError(
                 f"{what}, body line {n} starts with 'Bootstrap:', which starts a new "
                 "stage in Apptainer; indent it",
@@ -470,7 +490,7 @@ class Export:
 
     @name.validator
     def _check(self, _a: attrs.Attribute[str], name: str) -> None:
-        if not _NAME_RE.match(name):
+        if not _is_shell_name(name):
             raise DefError(f"environment variable name {name!r} is not a valid shell name")
 
     @value.validator
@@ -557,7 +577,7 @@ class Label:
             raise DefError(
                 f"invalid label key {key!r}: a key is one word, not starting with # or %"
             )
-        if PLACEHOLDER_RE.search(key):
+        if has_placeholder(key):
             raise DefError(f"label key {key!r} looks like a build-argument placeholder")
 
     @value.validator
@@ -573,7 +593,7 @@ class Label:
                 f"label {self.key}: value {value!r} has leading or trailing whitespace, "
                 "which Apptainer trims"
             )
-        if PLACEHOLDER_RE.search(value):
+        if has_placeholder(value):
             raise DefError(
                 f"label {self.key}: value {value!r} contains a {{{{ NAME }}}} pattern that "
                 "Apptainer would substitute; use a BuildArg if that is meant"
@@ -657,7 +677,7 @@ class Files:
     origin: Origin = _origin_field()
 
     def __attrs_post_init__(self) -> None:
-        if self.from_stage is not None and not _STAGE_NAME_RE.match(self.from_stage):
+        if self.from_stage is not None and not _is_token(self.from_stage):
             raise DefError(f"%files from {self.from_stage!r}: invalid stage name")
 
 
@@ -701,7 +721,7 @@ class App:
     origin: Origin = _origin_field()
 
     def __attrs_post_init__(self) -> None:
-        if not _APP_NAME_RE.match(self.name):
+        if not _is_token(self.name):
             raise DefError(f"invalid app name {self.name!r}", origin=self.origin)
         for part in ("run", "start", "test", "install"):
             script: Script = getattr(self, part)

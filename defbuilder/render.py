@@ -21,8 +21,6 @@ apt-get update
 
 from __future__ import annotations
 
-import re
-
 from .model import (
     App,
     BuildArg,
@@ -39,7 +37,10 @@ from .model import (
 
 __all__ = ["export_line", "files_token", "render", "render_stage", "sh_quote"]
 
-_SAFE_WORD = re.compile(r"^[A-Za-z0-9_@+=:,./-]+$")
+_SAFE_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@+=:,./-"
+)
+_FILES_BARE_FORBIDDEN = frozenset("\"' \t\n\r\f\v")
 _BUILD_SECTIONS = frozenset({"pre", "setup", "post"})
 INDENT = "    "
 
@@ -63,7 +64,7 @@ def sh_quote(value: str) -> str:
     >>> sh_quote("")
     "''"
     """
-    if value and _SAFE_WORD.match(value):
+    if value and set(value) <= _SAFE_CHARS:
         return value
     inner = value.replace("'", "'\\''").replace("{{", "{''{")
     inner = inner.replace("\r", "'\"$(printf '\\r')\"'") if "\r" in inner else inner
@@ -98,7 +99,9 @@ def files_token(path: str) -> str:
     ('src/app.py', '"my file"')
     """
     # A line whose first word starts with % would start a new section (deffile.go).
-    if re.match(r"^[^\s\"'%][^\s\"']*$", path):
+    if not path.startswith("%") and not any(
+        c in _FILES_BARE_FORBIDDEN or c.isspace() for c in path
+    ):
         return path
     return '"' + path + '"'
 
