@@ -1,0 +1,228 @@
+"""Definition-file text -> raw stages and sections, the way Apptainer reads it.
+
+This is the reading layer: it follows apptainer/apptainer
+``pkg/build/types/parser/deffile.go`` rule by rule and keeps a line number on
+everything, so that later layers (the entry harness in ``runtime.py``; the typed
+parser and lint) report ``file:line``. It never renders.
+
+Rules (deffile.go unless noted):
+
+* stages are split at ``(?mi)^bootstrap:`` (``All``); text above the first one that
+  holds only blanks and comments is dropped;
+* lines are split like ``bufio.ScanLines``: ``\\n``, one trailing ``\\r`` dropped;
+* a line whose first whitespace-separated word starts with ``%`` starts a section
+  (``scanDefinitionFile``); the name is the text up to the first space, lowercased
+  (``getSectionName``); the rest of the line is the section's ``args``;
+* app sections (``%apprun NAME``...) take the app name as second word;
+* unknown section names are an error (``populateDefinition``: "invalid section(s)
+  specified"), as is an app section without a name;
+* header lines are ``key: value``; ``#`` starts a comment anywhere on the line;
+  keys are case-insensitive; a trailing ``\\`` continues the value (``doHeader``).
+
+>>> [s.sections[0].name for s in split_stages("Bootstrap: docker\\nFrom: x\\n%post\\necho\\n")]
+['post']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import attrs
+
+from .errors import DefError
+
+__all__ = [
+    "APP_SECTIONS",
+    "SECTIONS",
+    "RawSection",
+    "RawStage",
+    "get_labels",
+    "handle_shebang",
+    "split_stages",
+]
+
+#: deffile.go ``validSections``.
+SECTIONS = frozenset(
+    {"help", "setup", "files", "labels", "environment", "pre", "post", "runscript",
+     "test", "startscript", "arguments"}
+)
+#: deffile.go ``appSections``.
+APP_SECTIONS = frozenset(
+    {"appinstall", "applabels", "appfiles", "appenv", "apptest", "apphelp", "apprun",
+     "appstart"}
+)
+_STAGE_SPLIT = re.compile(r"(?mi)^bootstrap:")
+
+
+@attrs.frozen
+class RawSection:
+    """One section as Apptainer tokenizes it: name, args, body, and where it starts."""
+
+    name: str
+    args: str
+    body: str
+    line: int
+    app: str | None = None
+
+
+@attrs.frozen
+class RawStage:
+    """One stage: header keys (lowercased) and sections, in file order."""
+
+    header: dict[str, str]
+    header_lines: dict[str, int]
+    sections: tuple[RawSection, ...]
+    line: int
+
+    def section(self, name: str, app: str | None = None) -> RawSection | None:
+        """All sections with this name merged as Apptainer does (bodies appended)."""
+        found = [s for s in self.sections if s.name == name and s.app == app]
+        if not found:
+            return None
+        args = ""
+        for s in found:
+            if s.args:
+                args = s.args  # a later section with args overrides (parseTokenSection)
+        return RawSection(name, args, "".join(s.body for s in found), found[0].line, app)
+
+    def apps(self) -> list[str]:
+        """App names in first-seen order (deffile.go ``appOrder``)."""
+        order: list[str] = []
+        for s in self.sections:
+            if s.app is not None and s.app not in order:
+                order.append(s.app)
+        return order
+
+
+def _scan_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def _chunks(text: str) -> Iterator[tuple[str, int]]:
+    starts = [m.start() for m in _STAGE_SPLIT.finditer(text)]
+    bounds = [0, *starts, len(text)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        if b > a:
+            yield text[a:b], text.count("\n", 0, a) + 1
+
+
+def _parse_header(lines: list[tuple[int, str]], file: str | None) -> tuple[dict[str, str],
+                                                                           dict[str, int]]:
+    header: dict[str, str] = {}
+    where: dict[str, int] = {}
+    key_cont, val_cont = "", ""
+    for n, raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            if key_cont:
+                header[key_cont] = val_cont
+                key_cont, val_cont = "", ""
+            continue
+        trim = line.split("#")[0]
+        if not val_cont:
+            key, sep, val = trim.partition(":")
+            if not sep:
+                raise DefError(f"header key {key} had no val", file=file, line=n)
+            key, val = key.strip().lower(), val.strip()
+        else:
+            key, val = key_cont, val_cont + trim.strip()
+            key_cont, val_cont = "", ""
+        if val.endswith("\\"):
+            key_cont, val_cont = key, val[:-1]
+            continue
+        header[key] = val
+        where[key] = n
+    return header, where
+
+
+def split_stages(text: str, file: str | None = None) -> list[RawStage]:
+    """Split a .def into stages and sections with Apptainer's rules (see module doc)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    stages: list[RawStage] = []
+    for chunk, first_line in _chunks(text):
+        head: list[tuple[int, str]] = []
+        sections: list[RawSection] = []
+        current: tuple[str, str, int, str | None] | None = None
+        body: list[str] = []
+
+        def close() -> None:
+            if current is not None:
+                name, args, line, app = current
+                sections.append(RawSection(name, args, "".join(b + "\n" for b in body),
+                                           line, app))
+
+        for offset, line in enumerate(_scan_lines(chunk)):
+            n = first_line + offset
+            words = line.split()
+            if words and words[0].startswith("%"):
+                close()
+                body = []
+                # The first token of a stage is TrimSpace'd; a later indented header
+                # keeps its leading space, so its name is "" (deffile.go doSections).
+                stripped = line.strip() if not sections and current is None else line
+                split = stripped.lstrip("%").split(" ", 1)
+                name = split[0].lower()
+                args = split[1] if len(split) == 2 else ""
+                app = None
+                if name in APP_SECTIONS:
+                    parts = stripped.lstrip("%").split(" ", 2)
+                    if len(parts) < 2 or not parts[1]:
+                        raise DefError(f"app section %{name} has no app name", file=file,
+                                       line=n)
+                    app = parts[1]
+                    args = ""
+                elif name not in SECTIONS:
+                    raise DefError(
+                        f"invalid section(s) specified: {name!r} (Apptainer refuses it)",
+                        file=file, line=n,
+                    )
+                current = (name, args, n, app)
+            elif current is None:
+                head.append((n, line))
+            else:
+                body.append(line)
+        close()
+        header, where = _parse_header(head, file)
+        if not header and not sections:
+            continue  # comments only (deffile.go: errEmptyDefinition is skipped)
+        stages.append(RawStage(header, where, tuple(sections), first_line))
+    if not stages:
+        raise DefError("no stages found in definition file", file=file, line=1)
+    return stages
+
+
+def get_labels(body: str) -> dict[str, str]:
+    """``%labels`` body -> mapping, as deffile.go ``GetLabels`` reads it."""
+    labels: dict[str, str] = {}
+    for raw in body.strip().split("\n"):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def handle_shebang(section: RawSection) -> str:
+    """The file Apptainer writes for %runscript/%startscript/%test.
+
+    internal/pkg/build/metadata.go ``handleShebangScript``: ``#!/bin/sh`` unless the
+    trimmed body starts with ``#!``, in which case the first line is the shebang
+    (and is removed from the body); section args (cut at ``#``) are appended to the
+    shebang; the file is ``shebang + "\\n\\n" + script + "\\n"``.
+    """
+    script = section.body
+    shebang = "#!/bin/sh"
+    if script.strip().startswith("#!"):
+        # SplitN(s.Script, "\n", 2): the first *raw* line, so a blank line above the
+        # #! leaves an empty shebang (the script then has none).
+        first, _, rest = script.partition("\n")
+        shebang, script = first.strip(), rest
+    if section.args:
+        shebang += " " + section.args.split("#")[0]
+    return shebang + "\n\n" + script + "\n"

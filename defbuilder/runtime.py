@@ -1,0 +1,471 @@
+"""Entry harness: reproduce how Apptainer *enters* a container built from a .def.
+
+It does not build images (no bootstrap, no ``%post``). From the final stage of a
+.def it writes what Apptainer's build writes into ``/.singularity.d`` and
+``/scif``, then performs ``run``/``exec``/``shell``/``test``/``start`` the way the
+runtime does, for real, in a private mount namespace whose root is the host's
+file system plus the image's metadata (and any files you map in, e.g. a fake
+``/app``). ``/bin/sh`` in that root is the shell you choose (``dash``, Ubuntu's
+``/bin/sh``, or ``bash``, RHEL's), so every ``#!/bin/sh`` script runs under it.
+
+What is reproduced, and from where (apptainer/apptainer):
+
+* metadata files: ``%runscript``/``%startscript``/``%test`` through
+  ``handleShebangScript`` (``#!/bin/sh`` unless the body's first line is ``#!``,
+  section args appended) in ``internal/pkg/build/metadata.go``;
+  ``%environment`` appended to the ``90-environment.sh`` template
+  (``insertEnvScript``); ``labels.json``, ``runscript.help``; default runscript and
+  startscript and the base env files (``internal/pkg/build/sources/base_environment.go``);
+* SCIF apps under ``/scif/apps/NAME`` (``internal/pkg/build/apps/apps.go``): app
+  scripts as ``#!/bin/sh\\n\\n<body>\\n``, ``scif/env/01-base.sh`` and
+  ``90-environment.sh``, ``labels.json``, and ``95-apps.sh`` activating the app;
+* actions (``internal/pkg/util/fs/files/action_script.sh``): every
+  ``/.singularity.d/env/*.sh`` is sourced in lexical order (Apptainer uses its
+  embedded POSIX interpreter, mvdan.cc/sh; here the chosen shell does it), then
+  ``run`` execs ``/.singularity.d/runscript "$@"`` (or ``/bin/sh`` when there is
+  none), ``exec`` execs the command, ``test`` the test script (exit 0 with a
+  message when there is none), ``start`` the startscript (what ``instance start``
+  runs: the runscript is *not* run), ``shell`` ``/bin/sh``. Only exported
+  variables reach the program because the program is ``exec``'d.
+
+Each action is ``exec``'d all the way down, so the PID you get is the program's:
+a signal sent to it reaches the program exactly as with Apptainer.
+
+Needs Linux mount namespaces (``unshare(2)``; unprivileged user namespaces when
+not root); ``available()`` says whether they work here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from .errors import DefError
+from .parse import RawStage, get_labels, handle_shebang, split_stages
+
+__all__ = ["ACTIONS", "Image", "available", "unpack"]
+
+ACTIONS = ("run", "exec", "shell", "test", "start")
+#: The PATH a container starts with when the image sets none (the harness's choice,
+#: documented in docs/runtime.md: Apptainer does not pass the host PATH through a
+#: clean environment).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_ENV_TEMPLATE = "#!/bin/sh\n# Custom environment shell code should follow\n\n"
+_DEFAULT_RUNSCRIPT = '#!/bin/sh\n\necho "There is no runscript defined for this container\\n";\n'
+_LIBS_ENV = """#!/bin/sh
+# defbuilder harness: what Apptainer's 99-base.sh does - append the GPU library
+# directory that --nv binds to LD_LIBRARY_PATH, and set the prompt.
+if [ -z "${LD_LIBRARY_PATH:-}" ]; then
+    LD_LIBRARY_PATH=/.singularity.d/libs
+else
+    LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/.singularity.d/libs"
+fi
+PS1="Apptainer> "
+export LD_LIBRARY_PATH PS1
+"""
+_APPS_ENV = """#!/bin/sh
+# defbuilder harness: what Apptainer's 95-apps.sh does for --app NAME.
+if [ -n "${APPTAINER_APPNAME:-}" ]; then
+    export APPTAINER_APPNAME
+    __app="/scif/apps/$APPTAINER_APPNAME"
+    if [ -d "$__app/" ]; then
+        SCIF_APPS=/scif/apps
+        SCIF_APPROOT="$__app"
+        export SCIF_APPROOT SCIF_APPS
+        PATH="$__app:$PATH"
+        [ -d "$__app/bin" ] && PATH="$__app/bin:$PATH"
+        if [ -d "$__app/lib" ]; then
+            LD_LIBRARY_PATH="$__app/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            export LD_LIBRARY_PATH
+        fi
+        [ -f "$__app/scif/env/01-base.sh" ] && . "$__app/scif/env/01-base.sh"
+        [ -f "$__app/scif/env/90-environment.sh" ] && . "$__app/scif/env/90-environment.sh"
+        export PATH
+    else
+        echo "Could not locate the container application: $APPTAINER_APPNAME"
+        exit 1
+    fi
+    unset __app
+fi
+"""
+
+# The action, run by the image's /bin/sh with the user's arguments as "$@".
+# Follows action_script.sh: source env/*.sh in lexical order, then exec.
+_DRIVER = """
+for __script__ in /.singularity.d/env/*.sh; do
+    if [ -f "$__script__" ]; then
+        . "$__script__"
+    fi
+done
+unset __script__
+cd "$__DEFBUILDER_PWD" 2>/dev/null || cd /
+unset __DEFBUILDER_PWD
+case "$__DEFBUILDER_ACTION" in
+run)
+    unset __DEFBUILDER_ACTION
+    if [ -n "${APPTAINER_APPNAME:-}" ]; then
+        if [ -x "/scif/apps/$APPTAINER_APPNAME/scif/runscript" ]; then
+            exec "/scif/apps/$APPTAINER_APPNAME/scif/runscript" "$@"
+        fi
+        echo "no runscript for contained app: $APPTAINER_APPNAME" >&2
+        exit 1
+    elif [ -x /.singularity.d/runscript ]; then
+        exec /.singularity.d/runscript "$@"
+    fi
+    echo "No runscript found in container, executing /bin/sh" >&2
+    exec /bin/sh "$@" ;;
+exec)
+    unset __DEFBUILDER_ACTION
+    exec "$@" ;;
+shell)
+    unset __DEFBUILDER_ACTION
+    exec /bin/sh "$@" ;;
+test)
+    unset __DEFBUILDER_ACTION
+    if [ -n "${APPTAINER_APPNAME:-}" ]; then
+        if [ -x "/scif/apps/$APPTAINER_APPNAME/scif/test" ]; then
+            exec "/scif/apps/$APPTAINER_APPNAME/scif/test" "$@"
+        fi
+        echo "no test for contained app: $APPTAINER_APPNAME" >&2
+        exit 1
+    elif [ -x /.singularity.d/test ]; then
+        exec /.singularity.d/test "$@"
+    fi
+    echo "No test script found in container, exiting"
+    exit 0 ;;
+start)
+    unset __DEFBUILDER_ACTION
+    if [ -n "${APPTAINER_APPNAME:-}" ]; then
+        if [ -x "/scif/apps/$APPTAINER_APPNAME/scif/startscript" ]; then
+            exec "/scif/apps/$APPTAINER_APPNAME/scif/startscript" "$@"
+        fi
+        echo "no startscript for contained app: $APPTAINER_APPNAME" >&2
+        exit 1
+    fi
+    exec /.singularity.d/startscript "$@" ;;
+esac
+echo "unknown action" >&2
+exit 2
+"""
+
+# --- Linux namespaces through libc (no helper processes: one fork per action) -------
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_RDONLY = 1
+_MS_BIND = 4096
+_MS_REC = 16384
+_MS_PRIVATE = 1 << 18
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _enter_namespace() -> None:
+    libc = _libc()
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    else:
+        _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+
+
+def _bind(libc: Any, src: str, dst: str) -> None:
+    _check(libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None),
+           f"bind {src} -> {dst}")
+
+
+_AVAILABLE: bool | None = None
+
+
+def available() -> bool:
+    """Whether this machine lets the harness make a private mount namespace."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        try:
+            res = subprocess.run(["/bin/true"], preexec_fn=_enter_namespace,
+                                 capture_output=True, timeout=30)
+            _AVAILABLE = res.returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            _AVAILABLE = False
+    return _AVAILABLE
+
+
+# --- unpacking the image's metadata ---------------------------------------------------
+
+
+def _write(path: Path, text: str, mode: int = 0o755) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+
+
+def _scif_name(app: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in app)
+
+
+def _write_apps(stage: RawStage, root: Path) -> None:
+    apps = stage.apps()
+    base = ["#!/bin/sh", "# defbuilder harness: what apps.go writes into 94-appsbase.sh"]
+    for app in apps:
+        n = _scif_name(app)
+        approot = f"/scif/apps/{app}"
+        d = root / "scif" / "apps" / app
+        for sub in ("bin", "lib", "scif/env"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("input", "output"):
+            (root / "scif" / "data" / app / sub).mkdir(parents=True, exist_ok=True)
+        _write(d / "scif" / "env" / "01-base.sh", "\n".join([
+            "#!/bin/sh",
+            f"SCIF_APPNAME={app}",
+            f"SCIF_APPROOT={approot}",
+            f"SCIF_APPMETA={approot}/scif",
+            "SCIF_DATA=/scif/data",
+            f"SCIF_APPDATA=/scif/data/{app}",
+            f"SCIF_APPINPUT=/scif/data/{app}/input",
+            f"SCIF_APPOUTPUT=/scif/data/{app}/output",
+            "export SCIF_APPDATA SCIF_APPNAME SCIF_APPROOT SCIF_APPMETA SCIF_APPINPUT "
+            "SCIF_APPOUTPUT SCIF_DATA",
+            "",
+        ]))
+        labels = {"SCIF_APP_NAME": app}
+        for part, fname in (("apprun", "runscript"), ("appstart", "startscript"),
+                            ("apptest", "test")):
+            sec = stage.section(part, app)
+            if sec is not None:
+                _write(d / "scif" / fname, "#!/bin/sh\n\n" + sec.body + "\n")
+        env = stage.section("appenv", app)
+        if env is not None:
+            _write(d / "scif" / "env" / "90-environment.sh", env.body)
+        help_ = stage.section("apphelp", app)
+        if help_ is not None:
+            _write(d / "scif" / "runscript.help", help_.body, 0o644)
+        lab = stage.section("applabels", app)
+        if lab is not None:
+            labels.update(get_labels(lab.body))
+        _write(d / "scif" / "labels.json", json.dumps(labels, indent="\t", sort_keys=True),
+               0o644)
+        base += [
+            f"SCIF_APPDATA_{n}=/scif/data/{app}",
+            f"SCIF_APPMETA_{n}={approot}/scif",
+            f"SCIF_APPROOT_{n}={approot}",
+            f"SCIF_APPBIN_{n}={approot}/bin",
+            f"SCIF_APPLIB_{n}={approot}/lib",
+            f"export SCIF_APPDATA_{n} SCIF_APPMETA_{n} SCIF_APPROOT_{n} SCIF_APPBIN_{n} "
+            f"SCIF_APPLIB_{n}",
+        ]
+        for fname, var in (("runscript", "RUN"), ("startscript", "START"),
+                           ("labels.json", "LABELS"), ("env/90-environment.sh", "ENV")):
+            if (d / "scif" / fname).exists():
+                base += [f"SCIF_APP{var}_{n}={approot}/scif/{fname}",
+                         f"export SCIF_APP{var}_{n}"]
+    if apps:
+        _write(root / ".singularity.d" / "env" / "94-appsbase.sh", "\n".join(base) + "\n")
+
+
+@attrs.frozen
+class Image:
+    """An unpacked image: ``root`` holds ``.singularity.d`` (and ``scif``)."""
+
+    root: Path
+    stage: RawStage
+    files: Mapping[str, Path] = attrs.field(factory=dict)
+
+    @property
+    def meta(self) -> Path:
+        return self.root / ".singularity.d"
+
+    def command(self, action: str, args: Sequence[str] = ()) -> list[str]:
+        """The argv the harness execs (inside the image root) for an action."""
+        if action not in ACTIONS:
+            raise DefError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        if action == "exec" and not args:
+            raise DefError("exec needs a command")
+        return ["/bin/sh", "-c", _DRIVER, "sh", *args]
+
+    def popen(
+        self,
+        action: str,
+        args: Sequence[str] = (),
+        *,
+        sh: str = "dash",
+        app: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        stdin: int | IO[Any] | None = None,
+        stdout: int | IO[Any] | None = None,
+        stderr: int | IO[Any] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start an action; its PID is the program's (everything is exec'd)."""
+        argv = self.command(action, args)
+        shell = shutil.which(sh) if not os.path.isabs(sh) else sh
+        if shell is None:
+            raise DefError(f"{sh} is not installed (Debian/Ubuntu: apt-get install {sh})")
+        run_env = {"PATH": DEFAULT_PATH, "HOME": os.environ.get("HOME", "/root"),
+                   "LANG": "C.UTF-8"}
+        run_env.update(env or {})
+        run_env["__DEFBUILDER_ACTION"] = action
+        run_env["__DEFBUILDER_PWD"] = os.path.abspath(cwd or os.getcwd())
+        run_env.setdefault("APPTAINER_CONTAINER", str(self.root))
+        run_env.setdefault("APPTAINER_NAME", self.root.name)
+        if app is not None:
+            if app not in self.stage.apps():
+                raise DefError(f"no app {app!r} in this image; apps: "
+                               f"{', '.join(self.stage.apps()) or 'none'}")
+            run_env["APPTAINER_APPNAME"] = app
+            run_env["SINGULARITY_APPNAME"] = app
+        plan = _mount_plan(self.root, self.files, os.path.realpath(shell))
+
+        def enter() -> None:
+            _enter_namespace()
+            libc = _libc()
+            for src, dst in plan:
+                _bind(libc, src, dst)
+            os.chroot(self.root)
+            os.chdir("/")
+
+        return subprocess.Popen(argv, env=run_env, preexec_fn=enter, stdin=stdin,
+                                stdout=stdout, stderr=stderr)
+
+    def run(
+        self,
+        action: str,
+        args: Sequence[str] = (),
+        *,
+        timeout: float = 120,
+        input: bytes | None = None,
+        **kw: Any,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Perform an action and wait: the result's stdout/stderr are bytes."""
+        proc = self.popen(action, args, stdin=subprocess.PIPE if input is not None else
+                          subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, **kw)
+        out, err = proc.communicate(input, timeout=timeout)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _mount_plan(root: Path, files: Mapping[str, Path], shell: str) -> list[tuple[str, str]]:
+    """Make ``root`` look like the host's / plus the image's own paths.
+
+    Host top-level entries are bind-mounted (symlinks recreated), except where the
+    image provides the path; a host directory that only partly holds image paths
+    is recreated and its other children bound. Finally the chosen shell is bound
+    over what /bin/sh resolves to, so ``#!/bin/sh`` means that shell.
+    """
+    plan: list[tuple[str, str]] = []
+    claimed = {"/.singularity.d", "/scif", *files}
+
+    def compose(host: str, target: Path) -> None:
+        try:
+            entries = sorted(os.listdir(host))
+        except OSError:
+            return
+        for entry in entries:
+            hpath = os.path.join(host, entry)
+            tpath = target / entry
+            if hpath in claimed or os.path.realpath(hpath) == str(root):
+                continue
+            if any(c.startswith(hpath + "/") for c in claimed):
+                if os.path.isdir(hpath) and not os.path.islink(hpath):
+                    tpath.mkdir(exist_ok=True)
+                    compose(hpath, tpath)
+                continue
+            if os.path.islink(hpath):
+                if not tpath.is_symlink():
+                    os.symlink(os.readlink(hpath), tpath)
+            elif os.path.isdir(hpath):
+                tpath.mkdir(exist_ok=True)
+                plan.append((hpath, str(tpath)))
+            elif os.path.isfile(hpath):
+                tpath.touch()
+                plan.append((hpath, str(tpath)))
+
+    compose("/", root)
+    for cpath, hpath in files.items():
+        target = root / cpath.lstrip("/")
+        if Path(hpath).is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+        plan.append((str(hpath), str(target)))
+    sh_target = os.path.realpath("/bin/sh")
+    if sh_target != shell:
+        plan.append((shell, str(root) + sh_target))
+    return plan
+
+
+def unpack(
+    text: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    stage: str | None = None,
+    files: Mapping[str, str | os.PathLike[str]] | None = None,
+    file: str | None = None,
+) -> Image:
+    """Write the image metadata of ``text``'s last stage (or ``stage``) under ``root``.
+
+    ``files`` maps container paths to host paths that appear there at run time
+    (what ``%files``/``%post`` would have put in the image).
+    """
+    stages = split_stages(text, file)
+    chosen = stages[-1]
+    if stage is not None:
+        named = [s for s in stages if s.header.get("stage") == stage]
+        if not named:
+            raise DefError(f"no stage {stage!r} in this definition", file=file)
+        chosen = named[0]
+    for cpath in files or {}:
+        if not cpath.startswith("/") or cpath.rstrip("/") in ("", "/.singularity.d", "/scif"):
+            raise DefError(f"cannot map {cpath!r} into the image")
+    root_path = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="defbuilder-"))
+    meta = root_path / ".singularity.d"
+    (meta / "env").mkdir(parents=True, exist_ok=True)
+    (meta / "libs").mkdir(exist_ok=True)
+    _write(meta / "env" / "01-base.sh", "#!/bin/sh\n")
+    env_text = _ENV_TEMPLATE
+    env = chosen.section("environment")
+    if env is not None:
+        env_text += "\n" + env.body + "\n"  # insertEnvScript appends to the template
+    _write(meta / "env" / "90-environment.sh", env_text)
+    _write(meta / "env" / "95-apps.sh", _APPS_ENV)
+    _write(meta / "env" / "99-base.sh", _LIBS_ENV)
+    _write(meta / "runscript", _DEFAULT_RUNSCRIPT)
+    _write(meta / "startscript", "#!/bin/sh\n")
+    for name in ("runscript", "startscript", "test"):
+        sec = chosen.section(name)
+        if sec is not None and sec.body:
+            _write(meta / name, handle_shebang(sec))
+    help_ = chosen.section("help")
+    if help_ is not None:
+        _write(meta / "runscript.help", help_.body, 0o644)
+    labels = chosen.section("labels")
+    _write(meta / "labels.json",
+           json.dumps(get_labels(labels.body) if labels else {}, indent="\t", sort_keys=True),
+           0o644)
+    _write(meta / "Singularity", text, 0o644)
+    _write_apps(chosen, root_path)
+    mapped = {k.rstrip("/"): Path(v) for k, v in (files or {}).items()}
+    return Image(root_path, chosen, mapped)
