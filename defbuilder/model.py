@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
@@ -32,6 +32,7 @@ from .errors import DefError, Origin, caller_origin
 __all__ = [
     "AGENTS",
     "App",
+    "Block",
     "BuildArg",
     "Environment",
     "Export",
@@ -825,10 +826,28 @@ class Sections:
         out["arguments"] = tuple(args.values())
         return out
 
-    def __add__(self, other: Sections) -> Sections:
-        if not isinstance(other, Sections):
+    def __add__(self, other: Sections | Block) -> Sections:
+        other = _as_sections(other)
+        if other is None:
             return NotImplemented
         return Sections(**self.merged(other))
+
+
+@runtime_checkable
+class Block(Protocol):
+    """Anything with ``sections() -> Sections`` (building blocks) can be added to a stage."""
+
+    def sections(self) -> Sections: ...
+
+
+def _as_sections(other: object) -> Sections | None:
+    if isinstance(other, Stage):
+        return None
+    if isinstance(other, Sections):
+        return other
+    if isinstance(other, Block):
+        return other.sections()
+    return None
 
 
 @attrs.frozen
@@ -851,10 +870,11 @@ class Stage(Sections):
     def name(self) -> str | None:
         return self.header.stage
 
-    def __add__(self, other: Sections) -> Stage:
-        if not isinstance(other, Sections) or isinstance(other, Stage):
+    def __add__(self, other: Sections | Block) -> Stage:  # type: ignore[override]
+        sections = _as_sections(other)
+        if sections is None:
             return NotImplemented
-        return attrs.evolve(self, **self.merged(other))
+        return attrs.evolve(self, **self.merged(sections))
 
     def extend(self, **sections: Any) -> Stage:
         """Merge sections given as keywords (see ``Sections``)."""

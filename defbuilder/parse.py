@@ -39,6 +39,7 @@ __all__ = [
     "RawStage",
     "get_labels",
     "handle_shebang",
+    "section_script_args",
     "split_stages",
 ]
 
@@ -226,3 +227,22 @@ def handle_shebang(section: RawSection) -> str:
     if section.args:
         shebang += " " + section.args.split("#")[0]
     return shebang + "\n\n" + script + "\n"
+
+
+def section_script_args(section: RawSection, script_path: str) -> list[str]:
+    """The argv Apptainer runs a %setup/%pre/%post script with.
+
+    internal/pkg/build/stage.go ``getSectionScriptArgs``: ``/bin/sh -ex`` plus the
+    section args (cut at ``#``); after ``-c`` the rest is joined with the script
+    path into one argument, so ``%post -c /bin/bash`` runs
+    ``/bin/sh -ex -c "/bin/bash /.post.script"``.
+    """
+    args = ["/bin/sh", "-ex"]
+    params = section.args.split("#")[0].split()
+    for i, param in enumerate(params):
+        if param == "-c":
+            if i + 1 >= len(params):
+                raise DefError(f"bad {section.name} section '-c' parameter: missing arguments",
+                               line=section.line)
+            return [*args, *params[: i + 1], " ".join(params[i + 1:]) + " " + script_path]
+    return [*args, *params, script_path]

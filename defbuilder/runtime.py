@@ -51,7 +51,7 @@ from typing import IO, Any
 import attrs
 
 from .errors import DefError
-from .parse import RawStage, get_labels, handle_shebang, split_stages
+from .parse import RawStage, get_labels, handle_shebang, section_script_args, split_stages
 
 __all__ = ["ACTIONS", "Image", "available", "unpack"]
 
@@ -304,6 +304,16 @@ class Image:
         if action == "exec" and not args:
             raise DefError("exec needs a command")
         return ["/bin/sh", "-c", _DRIVER, "sh", *args]
+
+    def build_script_argv(self, name: str = "post") -> list[str]:
+        """Write ``%post`` (or ``%setup``/``%pre``) to ``/.post.script`` and return the argv
+        Apptainer's build runs it with (``/bin/sh -ex ...``, stage.go). Perform it with
+        ``image.run("exec", argv)``: %post runs through ``apptainer exec`` too."""
+        sec = self.stage.section(name)
+        if sec is None:
+            raise DefError(f"this stage has no %{name}")
+        _write(self.root / f".{name}.script", sec.body)
+        return section_script_args(sec, f"/.{name}.script")
 
     def popen(
         self,
