@@ -827,10 +827,10 @@ class Sections:
         return out
 
     def __add__(self, other: Sections | Block) -> Sections:
-        other = _as_sections(other)
-        if other is None:
+        sections = _as_sections(other)
+        if sections is None:
             return NotImplemented
-        return Sections(**self.merged(other))
+        return Sections(**self.merged(sections))
 
 
 @runtime_checkable
@@ -870,7 +870,7 @@ class Stage(Sections):
     def name(self) -> str | None:
         return self.header.stage
 
-    def __add__(self, other: Sections | Block) -> Stage:  # type: ignore[override]
+    def __add__(self, other: Sections | Block) -> Stage:
         sections = _as_sections(other)
         if sections is None:
             return NotImplemented

@@ -433,12 +433,15 @@ def unpack(
     *,
     stage: str | None = None,
     files: Mapping[str, str | os.PathLike[str]] | None = None,
+    base_env: Mapping[str, str] | None = None,
     file: str | None = None,
 ) -> Image:
     """Write the image metadata of ``text``'s last stage (or ``stage``) under ``root``.
 
     ``files`` maps container paths to host paths that appear there at run time
-    (what ``%files``/``%post`` would have put in the image).
+    (what ``%files``/``%post`` would have put in the image). ``base_env`` adds env
+    files the base image brings, e.g. ``{"10-docker2singularity.sh": "export PATH=..."}``
+    for a Docker ``ENV`` (apptainer-notes.md §3).
     """
     stages = split_stages(text, file)
     chosen = stages[-1]
@@ -455,6 +458,10 @@ def unpack(
     (meta / "env").mkdir(parents=True, exist_ok=True)
     (meta / "libs").mkdir(exist_ok=True)
     _write(meta / "env" / "01-base.sh", "#!/bin/sh\n")
+    for name, content in (base_env or {}).items():
+        if "/" in name or not name.endswith(".sh"):
+            raise DefError(f"base env file {name!r} must be a plain *.sh name")
+        _write(meta / "env" / name, content)
     env_text = _ENV_TEMPLATE
     env = chosen.section("environment")
     if env is not None:

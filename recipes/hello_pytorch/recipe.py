@@ -1,0 +1,58 @@
+"""Hello PyTorch: a pixi environment with CUDA PyTorch, and an embedded GPU check.
+
+Two stages. ``build`` (ghcr.io/prefix-dev/pixi) installs the ``gpu`` environment
+from pixi.lock with ``--locked`` and writes a static POSIX activation file;
+``final`` (nvidia/cuda base by default) receives only the environment, the
+activation file and the entrypoint, so the pixi package cache stays behind.
+
+* ``apptainer run app.sif``           runs gpu_check.py (the default command)
+* ``apptainer run app.sif python x``  runs ``python x`` in the environment
+* ``apptainer exec app.sif python``   sees the environment too (%environment)
+* ``apptainer test app.sif``          runs the GPU check (passes on a CPU-only host)
+* ``apptainer run --app gpu-check app.sif --json --require-gpu``
+
+Render: ``defbuilder render recipes/hello_pytorch/recipe.py > app.def``
+(build from this directory so the %files paths resolve).
+"""
+
+from defbuilder import App, Files, Recipe, Script, Stage
+from defbuilder.blocks import Entrypoint, PixiEnvironment, cuda_base, pixi_base
+
+CHECK = "/app/gpu_check.py"
+
+
+def recipe(cuda: str = "12.9", environment: str = "gpu", base: str = "cuda",
+           os: str = "noble", require_gpu_in_test: bool = False) -> Recipe:
+    """``base``: ``cuda`` (nvidia/cuda:<cuda>-base) or ``pixi`` (prefix-dev/pixi:<os>)."""
+    final_base = cuda_base(cuda, os=os) if base == "cuda" else pixi_base(os, cuda=cuda)
+    pixi = PixiEnvironment(manifest="pixi.toml", lock="pixi.lock", environment=environment,
+                           workdir="/app", cuda=final_base)
+
+    build = Stage(pixi_base(os).header(stage="build")) + pixi.build()
+
+    test_cmd = f"exec python {CHECK}" + (" --require-gpu" if require_gpu_in_test else "")
+    final = (
+        Stage(
+            final_base.header(stage="final"),
+            files=Files([("gpu_check.py", CHECK)]),
+            test=Script(test_cmd),
+            labels={
+                "org.opencontainers.image.title": "hello-pytorch",
+                "org.opencontainers.image.description": "CUDA PyTorch in a pixi environment",
+            },
+            help=f"""
+                Hello PyTorch with an embedded GPU check.
+                  apptainer run --nv app.sif            # GPU check (default command)
+                  apptainer run --nv app.sif python -V  # any command, env active
+                  apptainer run --nv --app gpu-check app.sif --json --require-gpu
+                Exit codes of the check: 0 ok, 3 no GPU (with --require-gpu), 4 mismatch.
+                CUDA {final_base.cuda}, pixi environment '{environment}' at {pixi.prefix}.
+            """,
+            apps=[App("gpu-check", run=f'exec python {CHECK} "$@"',
+                      help="GPU check; --json for machine-readable output",
+                      test=f"exec python {CHECK}")],
+        )
+        + pixi.final(from_stage="build")
+        + Entrypoint([pixi.entrypoint_path], cmd=["python", CHECK])
+    )
+    return Recipe([build, final])
