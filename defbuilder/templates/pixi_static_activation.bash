@@ -12,8 +12,13 @@ out=$2
 keep_pixi_exe=$3
 
 q() {
+    # POSIX single quoting; plain words stay bare (like defbuilder.render.sh_quote)
     local v=$1
-    printf "'%s'" "${v//\'/\'\\\'\'}"
+    if [[ -n $v && $v != *[!A-Za-z0-9_@+=:,./-]* ]]; then
+        printf '%s' "$v"
+    else
+        printf "'%s'" "${v//\'/\'\\\'\'}"
+    fi
 }
 
 declare -A before=()
