@@ -23,7 +23,8 @@ PIXI_IMAGE_PATH = "/root/.pixi/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
 CUDA_ENV = ('export PATH="/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:'
             '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n'
             'export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-"/usr/local/nvidia/lib:'
-            '/usr/local/nvidia/lib64"}"\n')
+            '/usr/local/nvidia/lib64"}"\n'
+            'export PKG_CONFIG_PATH=/usr/lib/pkgconfig\n')
 MANIFEST = '[workspace]\nname = "hello"\n[system-requirements]\ncuda = "12"\n'
 
 
@@ -82,10 +83,12 @@ def test_final_stage_sees_env_under_every_action(tmp_path, shell):
     img = unpack(text, tmp_path / "final-root", stage="final", files={"/app": app},
                  base_env={"10-docker2singularity.sh": CUDA_ENV})
     probe = ('printf "%s\\n" "$PATH" "$CONDA_PREFIX" "$FOO_HOME" "$LD_LIBRARY_PATH" '
-             '"${PS1-}"; command -v pixi || echo no-pixi-function')
+             '"$PKG_CONFIG_PATH" "${PS1-}"; command -v pixi || echo no-pixi-function')
     res = img.run("exec", ["/bin/sh", "-c", probe], sh=shell)
     assert res.returncode == 0, res.stderr.decode()
-    path, prefix, foo, ld, ps1, pixi_fn = res.stdout.decode().splitlines()
+    path, prefix, foo, ld, pkg, ps1, pixi_fn = res.stdout.decode().splitlines()
+    # unset at build time, set by the final base: the env's entry is added to it
+    assert pkg == f"{pixi.prefix}/lib/pkgconfig:/usr/lib/pkgconfig"
     assert path.split(":")[:3] == [f"{pixi.prefix}/bin", "/usr/local/nvidia/bin",
                                    "/usr/local/cuda/bin"]  # base image's PATH kept
     assert prefix == pixi.prefix and foo == f"{pixi.prefix}/share/foo"

@@ -3,8 +3,9 @@
 # HOOK is `pixi shell-hook --shell bash` output. It is sourced here, at build time,
 # in bash (package activate.d scripts are often bash-only); every exported variable
 # it adds or changes is written to OUT as a quoted `export`. A variable that grew
-# around its build-time value (PATH, LD_LIBRARY_PATH...) is written as entries
-# added to its *runtime* value, so what the final base image sets is kept.
+# around its build-time value (PATH, LD_LIBRARY_PATH...), or any new *PATH or
+# XDG_*_DIRS list, is written as entries added to its *runtime* value, so what the
+# final base image sets is kept.
 # Functions (pixi()), PS1 and completions are not variables and are left out.
 set -eu
 hook=$1
@@ -84,6 +85,12 @@ emit_entries() {
                 continue
             fi
         fi
+        case $name in
+            *PATH|XDG_*_DIRS)
+                # a search-path list the final image may set too: add to it
+                emit_entries "$name" prepend "$new"
+                continue ;;
+        esac
         printf 'export %s=%s\n' "$name" "$(q "$new")"
     done < <(printf '%s\n' "${!after[@]}" | LC_ALL=C sort)
 } > "$out.tmp"
