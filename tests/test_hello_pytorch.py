@@ -1,0 +1,140 @@
+"""recipes/hello_pytorch: rendered deterministically, and its .def behaves as documented.
+
+The build stage's %post runs like Apptainer runs it (/bin/sh -ex, dash) against the
+fake pixi, whose env python is this test environment's real Python with torch 2.13
+(CPU); then the final stage is entered through the harness: run with and without
+arguments, exec, test, instance start, and the gpu-check app. The four flaws of the
+upstream example (../shared/upstream-example.md) are checked one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+from harness import needs_namespaces
+
+from defbuilder.parse import split_stages
+from defbuilder.runtime import unpack
+
+RECIPE = ROOT / "recipes" / "hello_pytorch" / "recipe.py"
+FAKES = Path(__file__).parent / "fakes"
+# nvidia/cuda's Docker ENV (10-docker2singularity.sh), which the activation must keep
+CUDA_ENV = ('export PATH="/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:'
+            '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n')
+
+
+def rendered(*sets: str) -> str:
+    args = [a for s in sets for a in ("--set", s)]
+    out = run_cli("render", str(RECIPE), *args)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_render_is_deterministic_across_hash_seeds():
+    a = run_cli("render", str(RECIPE), env={"PYTHONHASHSEED": "1"}).stdout
+    b = run_cli("render", str(RECIPE), env={"PYTHONHASHSEED": "999"}).stdout
+    assert a == b and a
+
+
+def test_parameters():
+    text = rendered("cuda=12.8", "environment=gpu", "base=pixi")
+    assert "From: ghcr.io/prefix-dev/pixi:noble-cuda-12.8.1" in text
+    assert "export CONDA_OVERRIDE_CUDA=12\n" in text
+    assert "From: nvidia/cuda:12.9.1-base-ubuntu24.04" in rendered()
+
+
+# --- the four flaws of the upstream example ------------------------------------------
+
+def test_flaw1_no_inert_shebang_lines():
+    """Upstream put `#!/bin/bash` in %post, where Apptainer runs /bin/sh -ex and the
+    line is a comment. Here no build section holds a #! line, and run/start/test
+    scripts have none either: they are plain POSIX sh (interpreter #!/bin/sh)."""
+    for stage in split_stages(rendered()):
+        for sec in stage.sections:
+            lines = sec.body.splitlines()
+            if sec.name in ("post", "setup", "pre"):
+                assert not any(ln.lstrip().startswith("#!") for ln in lines), sec.name
+                assert sec.args == ""  # runs as /bin/sh -ex: stops at the first failure
+            if sec.name in ("runscript", "startscript", "test"):
+                assert not any(ln.lstrip().startswith("#!") for ln in lines), sec.name
+
+
+def test_flaw2_nothing_needs_sed():
+    text = rendered()
+    assert "sed " not in text
+    assert "'. /app/activate.sh' 'exec \"$@\"'" in text  # entrypoint = activate + exec
+
+
+@needs_namespaces
+class TestThroughHarness:
+    @pytest.fixture
+    def image(self, tmp_path, shell):
+        text = rendered()
+        app = tmp_path / "app"
+        app.mkdir()
+        recipe_dir = RECIPE.parent
+        shutil.copy(recipe_dir / "pixi.toml", app / "pixi.toml")   # build %files
+        (app / "pixi.lock").write_text("version: 6\n")
+        fakes = tmp_path / "fakes"
+        shutil.copytree(FAKES, fakes)
+        build = unpack(text, tmp_path / "build-root", stage="build",
+                       files={"/app": app, "/opt/fakes": fakes})
+        res = build.run("exec", build.build_script_argv("post"), sh=shell,
+                        env={"PATH": "/opt/fakes:/usr/bin:/bin",
+                             "FAKE_PIXI_PYTHON": sys.executable})
+        assert res.returncode == 0, res.stderr.decode()
+        shutil.copy(recipe_dir / "gpu_check.py", app / "gpu_check.py")  # final %files
+        return unpack(text, tmp_path / "final-root", stage="final", files={"/app": app},
+                      base_env={"10-docker2singularity.sh": CUDA_ENV})
+
+    def test_run_without_arguments_runs_the_gpu_check(self, image, shell):
+        res = image.run("run", [], sh=shell, timeout=300)
+        assert res.returncode == 0, res.stderr.decode()
+        assert b"No GPU found" in res.stdout and b"Status: ok" in res.stdout
+
+    def test_run_with_arguments_replaces_the_default_command(self, image, shell):
+        res = image.run("run", ["python", "-c", "import sys; print(sys.argv[1:])", "a b", ""],
+                        sh=shell)
+        assert res.stdout == b"['a b', '']\n"
+
+    def test_flaw3_exec_sees_the_environment(self, image, shell):
+        res = image.run("exec", ["python", "-c",
+                                 "import os; print(os.environ['CONDA_PREFIX'], "
+                                 "os.environ['PATH'].split(':')[:2])"], sh=shell)
+        assert res.stdout.decode().strip() == (
+            "/app/.pixi/envs/gpu ['/app/.pixi/envs/gpu/bin', '/usr/local/nvidia/bin']")
+
+    def test_test_action_runs_the_check(self, image, shell):
+        res = image.run("test", [], sh=shell, timeout=300)
+        assert res.returncode == 0 and b"Matmul check on cpu" in res.stdout
+
+    def test_app_gpu_check_reports_no_gpu_as_exit_3(self, image, shell):
+        res = image.run("run", ["--json", "--require-gpu"], app="gpu-check", sh=shell,
+                        timeout=300)
+        assert res.returncode == 3
+        assert json.loads(res.stdout)["status"] == "no-gpu"
+
+    def test_instance_start_runs_the_entrypoint(self, image, shell):
+        res = image.run("start", ["python", "-c", "print('started')"], sh=shell)
+        assert res.stdout == b"started\n"
+
+    def test_flaw4_runscript_execs_so_signals_reach_the_program(self, image, shell):
+        prog = ("import os, signal, sys, time\n"
+                "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
+                "print(os.getpid(), flush=True)\ntime.sleep(60)\n")
+        proc = image.popen("run", ["python", "-c", prog], sh=shell, stdout=subprocess.PIPE)
+        try:
+            assert int(proc.stdout.readline()) == proc.pid
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 42

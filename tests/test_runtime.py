@@ -1,0 +1,139 @@
+"""The entry harness reproduces Apptainer's metadata files and actions.
+
+Each test names the Apptainer source it checks against (apptainer/apptainer).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from harness import needs_namespaces
+
+from defbuilder import App, DefError, Header, Script, Stage, render
+from defbuilder.parse import handle_shebang, section_script_args, split_stages
+from defbuilder.runtime import unpack
+
+pytestmark = needs_namespaces
+
+DEF = """\
+Bootstrap: docker
+From: ubuntu:24.04
+
+%environment
+export A=from-90
+B=not-exported
+export ORDER="${ORDER:-}90"
+
+%runscript
+echo "argv:$#:$1:$2"
+echo "A=$A B=${B:-unset} ORDER=$ORDER"
+
+%labels
+    maintainer me@example.org
+    version 1.0
+
+%help
+Some help.
+"""
+
+
+def test_runscript_file_follows_handle_shebang(tmp_path):
+    img = unpack(DEF, tmp_path)
+    # metadata.go handleShebangScript: "#!/bin/sh" + "\n\n" + body + "\n"
+    assert (img.meta / "runscript").read_text().startswith("#!/bin/sh\n\necho \"argv")
+    assert json.loads((img.meta / "labels.json").read_text()) == {
+        "maintainer": "me@example.org", "version": "1.0"}
+    assert (img.meta / "runscript.help").read_text() == "Some help.\n"
+    env = (img.meta / "env" / "90-environment.sh").read_text()
+    # base_environment.go template, then insertEnvScript appends "\n" + body + "\n"
+    assert env.startswith("#!/bin/sh\n# Custom environment shell code should follow\n\n\n")
+
+
+def test_only_exported_variables_reach_the_program(tmp_path, shell):
+    img = unpack(DEF, tmp_path)
+    res = img.run("run", ["x y", ""], sh=shell)
+    assert res.stdout.decode().splitlines() == ["argv:2:x y:", "A=from-90 B=unset ORDER=90"]
+
+
+def test_env_files_are_sourced_in_lexical_order(tmp_path, shell):
+    img = unpack(DEF, tmp_path, base_env={
+        "10-docker2singularity.sh": 'export ORDER="${ORDER:-}10"\n',
+        "95-zz.sh": 'export ORDER="${ORDER:-}95"\n'})
+    res = img.run("exec", ["/bin/sh", "-c", 'echo "$ORDER"'], sh=shell)
+    assert res.stdout == b"109095\n"
+
+
+def test_shebang_first_line_chooses_interpreter_and_args_are_appended():
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%runscript -x # comment\n"
+                           "#!/bin/bash\necho hi\n")
+    assert handle_shebang(stage.section("runscript")) == "#!/bin/bash -x \n\necho hi\n\n"
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%runscript\n\n#!/bin/bash\necho\n")
+    # a blank line above the #! leaves an empty shebang (SplitN of the raw body)
+    assert handle_shebang(stage.section("runscript")).startswith("\n\n#!/bin/bash")
+
+
+def test_post_args_follow_get_section_script_args():
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%post -c /bin/bash -e\necho\n")
+    assert section_script_args(stage.section("post"), "/.post.script") == [
+        "/bin/sh", "-ex", "-c", "/bin/bash -e /.post.script"]
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%post\necho\n")
+    assert section_script_args(stage.section("post"), "/s") == ["/bin/sh", "-ex", "/s"]
+
+
+def test_post_runs_with_sh_ex_and_stops_at_failure(tmp_path, shell):
+    text = render(Stage(Header.docker("ubuntu:24.04"), post="echo one\nfalse\necho never"))
+    img = unpack(text, tmp_path)
+    res = img.run("exec", img.build_script_argv("post"), sh=shell)
+    assert res.returncode != 0
+    assert b"one" in res.stdout and b"never" not in res.stdout
+    assert b"+ echo one" in res.stderr  # -x traces
+
+
+def test_bash_post_without_e_would_not_stop(tmp_path):
+    # what upstream-example flaw 1 implies: %post -c /bin/bash runs bash without -e
+    text = render(Stage(Header.docker("ubuntu:24.04"),
+                        post=Script("false\necho reached", shell="/bin/bash", errexit=False)))
+    img = unpack(text, tmp_path)
+    res = img.run("exec", img.build_script_argv("post"))
+    assert res.returncode == 0 and b"reached" in res.stdout
+    text = render(Stage(Header.docker("ubuntu:24.04"),
+                        post=Script("false\necho reached", shell="/bin/bash")))
+    img = unpack(text, tmp_path / "2")
+    res = img.run("exec", img.build_script_argv("post"))
+    assert res.returncode != 0 and b"reached" not in res.stdout
+
+
+def test_default_runscript_and_missing_test(tmp_path, shell):
+    img = unpack("Bootstrap: docker\nFrom: x\n", tmp_path)
+    res = img.run("run", [], sh=shell)
+    # base_environment.go runscriptFileContent
+    assert res.stdout.startswith(b"There is no runscript defined for this container")
+    res = img.run("test", [], sh=shell)
+    assert res.returncode == 0 and b"No test script found" in res.stdout
+
+
+def test_instance_start_does_not_run_the_runscript(tmp_path, shell):
+    img = unpack("Bootstrap: docker\nFrom: x\n%runscript\necho run\n", tmp_path)
+    res = img.run("start", [], sh=shell)
+    assert res.returncode == 0 and res.stdout == b""  # default startscript is empty
+
+
+def test_scif_app_environment_and_run(tmp_path, shell):
+    text = render(Stage(Header.docker("ubuntu:24.04"), apps=[
+        App("my-tool", run='echo "$SCIF_APPNAME $APP_VAR $*"', env={"APP_VAR": "v"},
+            labels={"k": "v"})]))
+    img = unpack(text, tmp_path)
+    res = img.run("run", ["a"], app="my-tool", sh=shell)
+    assert res.stdout == b"my-tool v a\n"
+    res = img.run("exec", ["/bin/sh", "-c", 'echo "$SCIF_APPROOT_my_tool"'], sh=shell)
+    assert res.stdout == b"/scif/apps/my-tool\n"  # 94-appsbase.sh, \\W -> _
+    labels = json.loads((tmp_path / "scif/apps/my-tool/scif/labels.json").read_text())
+    assert labels == {"SCIF_APP_NAME": "my-tool", "k": "v"}
+    with pytest.raises(DefError, match="no app"):
+        img.run("run", [], app="other")
+
+
+def test_unknown_section_is_rejected_like_apptainer():
+    with pytest.raises(DefError, match="invalid section"):
+        split_stages("Bootstrap: docker\nFrom: x\n%environments\nexport A=1\n", "x.def")
