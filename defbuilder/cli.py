@@ -75,6 +75,51 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_def(path: str, sets: list[str] | None) -> str:
+    """A .def file's text, or the rendering of a recipe script."""
+    if path.endswith(".py"):
+        from .loader import load_recipe, parse_sets
+        from .render import render
+
+        return render(load_recipe(path, parse_sets(sets)))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise DefError(f"cannot read: {exc.strerror}", file=path) from None
+
+
+def _cmd_try(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from . import runtime
+
+    text = _read_def(args.file, args.set)
+    rest = list(args.args)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    binds: dict[str, str] = {}
+    for item in args.bind or ():
+        cpath, sep, hpath = item.partition("=")
+        if not sep or not os.path.exists(hpath):
+            raise DefError(f"--bind {item!r}: expected CONTAINER_PATH=EXISTING_HOST_PATH")
+        binds[cpath] = os.path.abspath(hpath)
+    with tempfile.TemporaryDirectory(prefix="defbuilder-try-") as tmp:
+        image = runtime.unpack(text, tmp, stage=args.stage, files=binds, file=args.file)
+        if args.show:
+            for rel in ("runscript", "startscript", "test", "env/90-environment.sh"):
+                path = image.meta / rel
+                if path.exists():
+                    print(f"==> /.singularity.d/{rel} <==")
+                    print(path.read_text(), end="")
+            return 0
+        if not runtime.available():
+            raise DefError("`defbuilder try` needs Linux mount namespaces (unshare), which "
+                           "this machine does not allow; use --show to see the scripts")
+        proc = image.popen(args.action, rest, sh=args.shell, app=args.app)
+        return proc.wait()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="defbuilder",
@@ -105,6 +150,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 if DEF differs from what the recipe renders (nothing is written)",
     )
     render.set_defaults(func=_cmd_render)
+
+    try_ = sub.add_parser(
+        "try",
+        help="perform run/exec/shell/test/start as Apptainer would, without building",
+        description="Write what Apptainer would put in /.singularity.d for FILE's last stage "
+        "and perform ACTION with it on this machine's own tools (docs/runtime.md).",
+    )
+    try_.add_argument("file", help="a .def file or a recipe script (.py)")
+    try_.add_argument("action", choices=["run", "exec", "shell", "test", "start"])
+    try_.add_argument("args", nargs=argparse.REMAINDER, help="arguments (after --)")
+    try_.add_argument("--stage", help="stage to enter (default: the last)")
+    try_.add_argument("--shell", default="dash",
+                      help="what /bin/sh is in the image: dash (Ubuntu) or bash (RHEL)")
+    try_.add_argument("--app", help="SCIF app (like apptainer --app)")
+    try_.add_argument("--bind", action="append", metavar="CPATH=HOSTPATH",
+                      help="make HOSTPATH appear at CPATH (e.g. /app=./build/app)")
+    try_.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="recipe parameter when FILE is a recipe script")
+    try_.add_argument("--show", action="store_true",
+                      help="print the generated scripts instead of running")
+    try_.set_defaults(func=_cmd_try)
     return parser
 
 

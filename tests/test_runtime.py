@@ -137,3 +137,26 @@ def test_scif_app_environment_and_run(tmp_path, shell):
 def test_unknown_section_is_rejected_like_apptainer():
     with pytest.raises(DefError, match="invalid section"):
         split_stages("Bootstrap: docker\nFrom: x\n%environments\nexport A=1\n", "x.def")
+
+
+def test_try_command_runs_an_action(tmp_path):
+    from conftest import run_cli
+
+    d = tmp_path / "e.def"
+    d.write_text("Bootstrap: docker\nFrom: ubuntu:24.04\n%runscript\nprintf '[%s]' \"$@\"\n"
+                 "exit 5\n")
+    out = run_cli("try", str(d), "run", "--", "arg1", "arg 2", "")
+    assert out.stdout == "[arg1][arg 2][]" and out.returncode == 5
+    shown = run_cli("try", "--show", str(d), "run")
+    assert shown.returncode == 0 and "==> /.singularity.d/runscript <==\n#!/bin/sh\n" in (
+        shown.stdout)
+
+
+def test_try_reports_def_errors_with_line(tmp_path):
+    from conftest import run_cli
+
+    d = tmp_path / "bad.def"
+    d.write_text("Bootstrap: docker\nFrom: x\n\n%enviroment\nexport A=1\n")
+    out = run_cli("try", str(d), "run")
+    assert out.returncode == 2
+    assert f"{d}:4: invalid section(s) specified: 'enviroment'" in out.stderr
