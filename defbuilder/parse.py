@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 
 import attrs
 
@@ -105,8 +106,7 @@ def _scan_lines(text: str) -> list[str]:
 
 def _chunks(text: str) -> Iterator[tuple[str, int]]:
     starts = [m.start() for m in _STAGE_SPLIT.finditer(text)]
-    bounds = [0, *starts, len(text)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in pairwise([0, *starts, len(text)]):
         if b > a:
             yield text[a:b], text.count("\n", 0, a) + 1
 
@@ -147,47 +147,36 @@ def split_stages(text: str, file: str | None = None) -> list[RawStage]:
     stages: list[RawStage] = []
     for chunk, first_line in _chunks(text):
         head: list[tuple[int, str]] = []
-        sections: list[RawSection] = []
-        current: tuple[str, str, int, str | None] | None = None
-        body: list[str] = []
-
-        def close() -> None:
-            if current is not None:
-                name, args, line, app = current
-                sections.append(RawSection(name, args, "".join(b + "\n" for b in body),
-                                           line, app))
-
+        # (name, args, line, app, body lines) per section, in file order
+        opened: list[tuple[str, str, int, str | None, list[str]]] = []
         for offset, line in enumerate(_scan_lines(chunk)):
             n = first_line + offset
             words = line.split()
-            if words and words[0].startswith("%"):
-                close()
-                body = []
-                # The first token of a stage is TrimSpace'd; a later indented header
-                # keeps its leading space, so its name is "" (deffile.go doSections).
-                stripped = line.strip() if not sections and current is None else line
-                split = stripped.lstrip("%").split(" ", 1)
-                name = split[0].lower()
-                args = split[1] if len(split) == 2 else ""
-                app = None
-                if name in APP_SECTIONS:
-                    parts = stripped.lstrip("%").split(" ", 2)
-                    if len(parts) < 2 or not parts[1]:
-                        raise DefError(f"app section %{name} has no app name", file=file,
-                                       line=n)
-                    app = parts[1]
-                    args = ""
-                elif name not in SECTIONS:
-                    raise DefError(
-                        f"invalid section(s) specified: {name!r} (Apptainer refuses it)",
-                        file=file, line=n,
-                    )
-                current = (name, args, n, app)
-            elif current is None:
-                head.append((n, line))
-            else:
-                body.append(line)
-        close()
+            if not (words and words[0].startswith("%")):
+                if opened:
+                    opened[-1][4].append(line)
+                else:
+                    head.append((n, line))
+                continue
+            # Only the stage's first token is TrimSpace'd (deffile.go doSections); an
+            # indented section line after anything else keeps its leading space, so
+            # getSectionName gives "" and Apptainer rejects it.
+            stripped = line if (opened or head) else line.strip()
+            split = stripped.lstrip("%").split(" ", 1)
+            name = split[0].lower()
+            args = split[1] if len(split) == 2 else ""
+            app = None
+            if name in APP_SECTIONS:
+                parts = stripped.lstrip("%").split(" ", 2)
+                if len(parts) < 2 or not parts[1]:
+                    raise DefError(f"app section %{name} has no app name", file=file, line=n)
+                app, args = parts[1], ""
+            elif name not in SECTIONS:
+                raise DefError(f"invalid section(s) specified: {name!r} (Apptainer refuses it)",
+                               file=file, line=n)
+            opened.append((name, args, n, app, []))
+        sections = [RawSection(name, args, "".join(b + "\n" for b in body), line, app)
+                    for name, args, line, app, body in opened]
         header, where = _parse_header(head, file)
         if not header and not sections:
             continue  # comments only (deffile.go: errEmptyDefinition is skipped)

@@ -160,3 +160,11 @@ def test_try_reports_def_errors_with_line(tmp_path):
     out = run_cli("try", str(d), "run")
     assert out.returncode == 2
     assert f"{d}:4: invalid section(s) specified: 'enviroment'" in out.stderr
+
+
+def test_indented_section_header_after_the_header_is_rejected():
+    # deffile.go: getSectionName("  %runscript") is "", an invalid section
+    with pytest.raises(DefError, match="invalid section"):
+        split_stages("Bootstrap: docker\nFrom: x\n%post\necho\n  %runscript\necho\n")
+    [stage] = split_stages("  %post\necho\n")  # first token of a headerless file is trimmed
+    assert stage.sections[0].name == "post"
