@@ -10,7 +10,6 @@ module must not import anything heavy (it runs on every CLI call).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -39,18 +38,27 @@ def _user_frame(exc: BaseException, path: str) -> int | None:
 
 
 def load_module(path: str) -> ModuleType:
-    """Execute a recipe file as a fresh module; its directory is importable."""
-    if not os.path.isfile(path):
-        raise DefError("no such recipe file", file=path)
+    """Execute a recipe file as a fresh module; its directory is importable.
+
+    Like ``python recipe.py``, the recipe itself is compiled without writing a
+    ``__pycache__`` next to it (modules it imports are cached as usual).
+    """
+    try:
+        with open(path, "rb") as fh:
+            source = fh.read()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DefError("no such recipe file", file=path) from None
+    except OSError as exc:
+        raise DefError(f"cannot read recipe: {exc.strerror}", file=path) from None
     directory = os.path.dirname(os.path.abspath(path))
     name = "defbuilder_recipe_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise DefError("cannot load this file as a Python recipe", file=path)
-    module = importlib.util.module_from_spec(spec)
+    module = ModuleType(name)
+    module.__file__ = os.path.abspath(path)
+    sys.modules[name] = module  # dataclasses/attrs in a recipe look their module up
     sys.path.insert(0, directory)
     try:
-        spec.loader.exec_module(module)
+        code = compile(source, module.__file__, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
     except DefError:
         raise
     except SyntaxError as exc:
