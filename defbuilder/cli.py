@@ -120,6 +120,185 @@ def _cmd_try(args: argparse.Namespace) -> int:
         return proc.wait()
 
 
+def _condor_defaults(path: str) -> dict[str, object]:
+    """A recipe module's optional ``job`` mapping: defaults for ``defbuilder condor``."""
+    if not path.endswith(".py"):
+        return {}
+    from .loader import load_module
+
+    job = getattr(load_module(path), "job", None)
+    if job is None:
+        return {}
+    if not isinstance(job, dict):
+        raise DefError("`job` must be a dict of CondorJob fields", file=path)
+    return dict(job)
+
+
+def _cmd_condor(args: argparse.Namespace) -> int:
+    import attrs
+
+    from .condor import CondorJob
+
+    defaults = _condor_defaults(args.recipe)
+    fields = dict(defaults)
+    for f in attrs.fields(CondorJob):
+        value = getattr(args, "job_" + f.name, None)
+        if value is not None:
+            fields[f.name] = value
+    given = tuple(getattr(args, "job_requirements", None) or ())
+    if args.no_default_requirements:
+        fields["requirements"] = given
+    elif given:
+        base = defaults.get("requirements", attrs.fields(CondorJob).requirements.default)
+        fields["requirements"] = (*tuple(base), *given)  # type: ignore[arg-type]
+    if "image" not in fields:
+        raise DefError("give the container image with --image (oras://..., osdf:///... or "
+                       "a .sif)")
+    extra = {}
+    for item in args.key or ():
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise DefError(f"--key {item!r}: expected KEY=VALUE")
+        extra[k.strip()] = v.strip()
+    if extra:
+        fields["extra"] = extra
+    try:
+        job = CondorJob(**fields)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise DefError(f"bad job settings: {exc}", file=args.recipe) from None
+    os.makedirs(args.output, exist_ok=True)
+    sub = os.path.join(args.output, f"{job.name}.sub")
+    wrapper = os.path.join(args.output, job.executable)
+    write_atomic(sub, job.submit())
+    write_atomic(wrapper, job.wrapper())
+    os.chmod(wrapper, 0o755)
+    print(f"wrote {sub} and {wrapper}")
+    print(f"submit:      condor_submit {sub}")
+    print(f"interactive: condor_submit -interactive {sub}")
+    return 0
+
+
+def _build_arg_names(recipe: object) -> set[str]:
+    from .model import Recipe
+
+    assert isinstance(recipe, Recipe)
+    return {a.name for s in recipe.stages for a in s.declared_build_args()}
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
+    from .images import apptainer_binary, hash_name
+    from .loader import load_recipe, parse_sets
+    from .render import render
+
+    recipe = load_recipe(args.recipe, parse_sets(args.set))
+    text = render(recipe)
+    binary = apptainer_binary()
+    declared = _build_arg_names(recipe)
+    flags: list[str] = []
+    for item in args.build_arg or ():
+        name, sep, _value = item.partition("=")
+        if not sep:
+            raise DefError(f"--build-arg {item!r}: expected NAME=VALUE")
+        if name not in declared:
+            # Apptainer stops on unused build args (cmd/internal/cli/build_linux.go)
+            raise DefError(f"--build-arg {name}: the recipe declares no such argument "
+                           f"(declared: {', '.join(sorted(declared)) or 'none'})")
+        flags += ["--build-arg", item]
+    recipe_dir = os.path.dirname(os.path.abspath(args.recipe))
+    default_name = os.path.basename(recipe_dir) if os.path.basename(
+        args.recipe) == "recipe.py" else os.path.splitext(os.path.basename(args.recipe))[0]
+    output = os.path.abspath(args.output or default_name + ".sif")
+    fd, def_path = tempfile.mkstemp(prefix=".defbuilder-", suffix=".def", dir=recipe_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        argv = [binary, "build", *flags, *(args.apptainer_arg or []), output, def_path]
+        print("+ " + " ".join(argv), file=sys.stderr, flush=True)
+        # progress goes to stderr, so stdout carries only the image path
+        status = subprocess.run(argv, cwd=recipe_dir, stdout=sys.stderr.fileno()).returncode
+    finally:
+        os.unlink(def_path)
+    if status != 0:
+        print(f"defbuilder: {os.path.basename(binary)} build failed with status {status}",
+              file=sys.stderr)
+        return status
+    if args.hash_name:
+        named = hash_name(output)
+        os.replace(output, named)
+        output = named
+    print(output)
+    return 0
+
+
+def _cmd_hash(args: argparse.Namespace) -> int:
+    from .images import hash_name
+
+    print(hash_name(args.image))
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .images import apptainer_binary, stage_image
+
+    if not os.path.isfile(args.image):
+        raise DefError("no such image", file=args.image)
+    if args.staging:
+        if args.uri:
+            raise DefError("give either a URI or --staging, not both")
+        _path, url = stage_image(args.image, args.staging, args.osdf_prefix)
+        print(url)
+        return 0
+    if not args.uri or not args.uri.startswith("oras://"):
+        raise DefError("push needs an oras://registry/name:tag URI (or --staging DIR)")
+    return subprocess.run([apptainer_binary(), "push", args.image, args.uri]).returncode
+
+
+def _cmd_mimic(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .images import apptainer_binary, chtc_exec_argv
+
+    rest = list(args.command)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    binary = "apptainer" if args.print else apptainer_binary()
+    argv = chtc_exec_argv(binary, args.image, rest, os.getcwd())
+    if args.print:
+        print(shlex.join(argv))
+        return 0
+    os.execv(argv[0], argv)
+    return 1  # pragma: no cover
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    """One option per CondorJob field: every submit key can be set from the CLI."""
+    import attrs
+
+    from .condor import CondorJob
+
+    for f in attrs.fields(CondorJob):
+        if f.name == "extra":
+            continue
+        opt = "--" + f.name.replace("_", "-")
+        dest = "job_" + f.name
+        kind = str(f.type)
+        if "tuple" in kind:
+            parser.add_argument(opt, dest=dest, action="append", metavar="VALUE",
+                                help=f"{f.name} (repeatable)")
+        elif kind == "bool":
+            parser.add_argument(opt, dest=dest, action=argparse.BooleanOptionalAction,
+                                default=None, help=f.name)
+        elif kind == "int":
+            parser.add_argument(opt, dest=dest, type=int, metavar="N", help=f.name)
+        else:
+            parser.add_argument(opt, dest=dest, metavar="VALUE", help=f.name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="defbuilder",
@@ -171,6 +350,49 @@ def build_parser() -> argparse.ArgumentParser:
     try_.add_argument("--show", action="store_true",
                       help="print the generated scripts instead of running")
     try_.set_defaults(func=_cmd_try)
+
+    condor = sub.add_parser("condor", help="write an HTCondor submit file and job wrapper",
+                            description="Write NAME.sub and its wrapper script for a "
+                            "container-universe GPU job (docs/chtc.md). Defaults come from "
+                            "CHTC's GPU Lab conventions, then the recipe's `job` dict, then "
+                            "these options.")
+    condor.add_argument("recipe", help="recipe script (its `job` dict gives defaults)")
+    condor.add_argument("-o", "--output", default=".", help="directory to write into")
+    condor.add_argument("--no-default-requirements", action="store_true",
+                        help="drop the default requirements (keep only --requirements)")
+    condor.add_argument("--key", action="append", metavar="KEY=VALUE",
+                        help="any other submit key, e.g. +AccountingGroup=\"x\"")
+    _add_job_options(condor)
+    condor.set_defaults(func=_cmd_condor)
+
+    build = sub.add_parser("build", help="render and run `apptainer build`")
+    build.add_argument("recipe")
+    build.add_argument("-o", "--output", help="image path (default: <recipe dir>.sif)")
+    build.add_argument("--set", action="append", metavar="KEY=VALUE")
+    build.add_argument("--build-arg", action="append", metavar="NAME=VALUE",
+                       help="value for one of the recipe's %%arguments")
+    build.add_argument("--hash-name", action="store_true",
+                       help="rename the image to NAME-<sha8>.sif (OSDF needs unique names)")
+    build.add_argument("--apptainer-arg", action="append", metavar="ARG",
+                       help="extra argument for apptainer build (e.g. --fakeroot)")
+    build.set_defaults(func=_cmd_build)
+
+    hash_ = sub.add_parser("hash", help="print IMAGE's hash name, NAME-<sha8>.sif")
+    hash_.add_argument("image")
+    hash_.set_defaults(func=_cmd_hash)
+
+    push = sub.add_parser("push", help="apptainer push to oras://, or copy to a staging dir")
+    push.add_argument("image")
+    push.add_argument("uri", nargs="?", help="oras://registry/name:tag")
+    push.add_argument("--staging", metavar="DIR", help="copy into DIR, print the osdf:/// URL")
+    push.add_argument("--osdf-prefix", help="URL prefix for DIR when it is not /staging/...")
+    push.set_defaults(func=_cmd_push)
+
+    mimic = sub.add_parser("mimic-chtc", help="run IMAGE as a CHTC job would see it")
+    mimic.add_argument("--print", action="store_true", help="print the command, do not run")
+    mimic.add_argument("image")
+    mimic.add_argument("command", nargs=argparse.REMAINDER, help="command (after --)")
+    mimic.set_defaults(func=_cmd_mimic)
     return parser
 
 

@@ -20,6 +20,17 @@ from defbuilder.blocks import Entrypoint, PixiEnvironment, cuda_base, pixi_base
 
 CHECK = "/app/gpu_check.py"
 
+#: Defaults for `defbuilder condor recipes/hello_pytorch/recipe.py --image ...`
+#: (CHTC GPU Lab; see docs/chtc.md). The wrapper sources the activation file and
+#: runs the GPU check before the command given as job arguments.
+job = {
+    "name": "hello_pytorch",
+    "executable": "hello_pytorch.sh",
+    "activate": "/app/activate.sh",
+    "gpu_check": ["python", CHECK, "--require-gpu"],
+    "job_duration_category": "Medium",
+}
+
 
 def recipe(cuda: str = "12.9", environment: str = "gpu", base: str = "cuda",
            os: str = "noble", require_gpu_in_test: bool = False) -> Recipe:

@@ -1,0 +1,104 @@
+"""Images after the .def: build with apptainer, hash-name for OSDF, push, mimic CHTC.
+
+Calls the real ``apptainer`` (or ``singularity`` where that is what is installed);
+tests put a fake on PATH. Nothing here runs at ``render`` time.
+
+* ``hash_name``: ``NAME-<first 8 hex of sha256>.sif``, as the seed does with
+  ``openssl sha256 -r FILE | cut -b -8``; the file is read in 1 MiB chunks.
+* ``stage_image``: copies into a staging directory and gives the ``osdf:///`` URL;
+  OSDF caches are immutable, so an existing *different* file of the same name is
+  refused (an identical one is fine).
+* ``chtc_exec_argv``: the seed's CHTC-like ``apptainer exec`` line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Sequence
+
+from .errors import DefError
+
+__all__ = ["apptainer_binary", "chtc_exec_argv", "hash_name", "osdf_url", "sha256_file",
+           "stage_image"]
+
+_CHUNK = 1 << 20
+INSTALL_HINT = ("install Apptainer (https://apptainer.org/docs/admin/main/installation.html; "
+                "e.g. `apt install apptainer` from the apptainer PPA, or "
+                "`conda install -c conda-forge apptainer`)")
+
+
+def apptainer_binary() -> str:
+    """``apptainer`` on PATH, else ``singularity``, else a DefError with an install hint."""
+    for name in ("apptainer", "singularity"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise DefError("neither apptainer nor singularity is on PATH; " + INSTALL_HINT)
+
+
+def sha256_file(path: str) -> str:
+    """Hex sha256 of a file, streamed in chunks (constant memory)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise DefError(f"cannot read image: {exc.strerror}", file=path) from None
+    return digest.hexdigest()
+
+
+def hash_name(path: str) -> str:
+    """``dir/NAME-<sha8>.sif`` for ``dir/NAME.sif``.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); p = os.path.join(d, "app.sif")
+    >>> _ = open(p, "wb").write(b"")
+    >>> os.path.basename(hash_name(p))   # sha256 of nothing starts e3b0c442
+    'app-e3b0c442.sif'
+    """
+    directory, base = os.path.split(path)
+    stem, ext = os.path.splitext(base)
+    return os.path.join(directory, f"{stem}-{sha256_file(path)[:8]}{ext or '.sif'}")
+
+
+def osdf_url(staging_path: str) -> str:
+    """``/staging/<user>/x.sif`` -> ``osdf:///chtc/staging/<user>/x.sif`` (CHTC's mapping)."""
+    real = os.path.abspath(staging_path)
+    if not real.startswith("/staging/"):
+        raise DefError(f"{staging_path} is not under /staging/: give --osdf-prefix")
+    return "osdf:///chtc" + real
+
+
+def stage_image(image: str, staging_dir: str, osdf_prefix: str | None = None) -> tuple[str, str]:
+    """Copy ``image`` into ``staging_dir``; return (path, osdf URL).
+
+    Refuses to replace a different file of the same name (OSDF caches are
+    immutable, so a reused name would serve stale bytes).
+    """
+    if not os.path.isdir(staging_dir):
+        raise DefError("staging directory does not exist", file=staging_dir)
+    target = os.path.join(staging_dir, os.path.basename(image))
+    if os.path.exists(target):
+        if sha256_file(target) != sha256_file(image):
+            raise DefError(
+                f"{target} exists with different content; OSDF caches files as immutable, "
+                "so give the new image a new name (defbuilder hash / build --hash-name)")
+    else:
+        tmp = target + ".partial"
+        shutil.copyfile(image, tmp)
+        os.replace(tmp, target)
+    if osdf_prefix is not None:
+        url = osdf_prefix.rstrip("/") + "/" + os.path.basename(image)
+    else:
+        url = osdf_url(target)
+    return target, url
+
+
+def chtc_exec_argv(binary: str, image: str, command: Sequence[str], cwd: str) -> list[str]:
+    """The seed's local mimic of a CHTC job (upstream README, "To mimic the conditions")."""
+    return [binary, "exec", "--scratch", "/tmp", "--scratch", "/var/tmp", "--workdir", cwd,
+            "--pwd", cwd, "--bind", cwd, "--no-home", "--containall", "--nv", image,
+            *(command or ["bash"])]

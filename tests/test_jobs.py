@@ -1,0 +1,259 @@
+"""From recipe to job: submit files (checked with the real htcondor2 bindings), the job
+wrapper (run through the harness), build/hash/push/mimic-chtc against a fake apptainer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+from harness import needs_namespaces
+
+from defbuilder import DefError
+from defbuilder.condor import CondorJob
+from defbuilder.runtime import unpack
+
+htcondor2 = pytest.importorskip("htcondor2", reason="pip install -e '.[test]' installs htcondor")
+
+RECIPE = ROOT / "recipes" / "hello_pytorch" / "recipe.py"
+FAKES = Path(__file__).parent / "fakes"
+UPSTREAM_IMAGE = ("oras://ghcr.io/uw-madison-dsi/pixi-docker-chtc:"
+                  "apptainer-hello-pytorch-noble-cuda-12.9")
+
+# The upstream submit file, key by key (../shared/upstream-example.md, "The HTCondor
+# side"), with its requirements bug fixed: both conditions, joined with &&.
+UPSTREAM = {
+    "universe": "container",
+    "container_image": UPSTREAM_IMAGE,
+    "+JobDurationCategory": '"Medium"',
+    "should_transfer_files": "YES",
+    "when_to_transfer_output": "ON_EXIT",
+    "requirements": "(GPUs_DriverVersion >= 12.0) && (OpSysMajorVer > 7)",
+    "request_cpus": "1",
+    "request_gpus": "1",
+    "request_memory": "2GB",
+    "request_disk": "7GB",
+    "gpus_minimum_capability": "5.0",
+    "+WantGPULab": "true",
+    "+GPUJobLength": '"short"',
+}
+
+
+def _submit(text: str):
+    return htcondor2.Submit(text)
+
+
+def test_hello_pytorch_submit_matches_upstream_key_by_key(tmp_path):
+    out = run_cli("condor", str(RECIPE), "--image", UPSTREAM_IMAGE, "-o", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    sub = _submit((tmp_path / "hello_pytorch.sub").read_text())
+    for key, value in UPSTREAM.items():
+        key = "MY." + key[1:] if key.startswith("+") else key
+        assert sub.get(key) == value, key
+    for key in ("log", "output", "error"):
+        assert "$(Cluster)_$(Process)" in sub.get(key)
+    assert sub.get("executable") == "hello_pytorch.sh"
+    assert sub.getQArgs() == "1"
+    assert os.access(tmp_path / "hello_pytorch.sh", os.X_OK)
+
+
+def test_upstream_bug_is_real_and_fixed():
+    # the upstream shape: a second `requirements` line silently replaces the first
+    bad = _submit("requirements = (GPUs_DriverVersion >= 12.0)\n"
+                  "requirements = (OpSysMajorVer > 7)\n")
+    assert bad.get("requirements") == "(OpSysMajorVer > 7)"
+    job = CondorJob(image="x.sif", requirements=["(A > 1)", "(B == true)", "(C)"])
+    assert _submit(job.submit()).get("requirements") == "(A > 1) && (B == true) && (C)"
+
+
+def test_every_key_settable_from_cli(tmp_path):
+    out = run_cli("condor", str(RECIPE), "--image", "osdf:///chtc/staging/me/app-0123abcd.sif",
+                  "--name", "train", "--request-gpus", "2", "--request-memory", "40GB",
+                  "--gpus-minimum-memory", "20000", "--gpu-job-length", "long",
+                  "--project-name", "DSI", "--transfer-input-files", "data.tar.gz",
+                  "--transfer-input-files", "src", "--transfer-output-files", "model.pt",
+                  "--queue", "5", "--no-want-gpu-lab", "--requirements", "(HasCHTCStaging)",
+                  "--key", "+AccountingGroup=\"lab\"", "-o", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    sub = _submit((tmp_path / "train.sub").read_text())
+    assert sub.get("request_gpus") == "2" and sub.get("request_memory") == "40GB"
+    assert sub.get("gpus_minimum_memory") == "20000"
+    assert sub.get("MY.GPUJobLength") == '"long"' and sub.get("MY.ProjectName") == '"DSI"'
+    assert sub.get("MY.WantGPULab") is None
+    assert sub.get("transfer_input_files") == "data.tar.gz, src"
+    assert sub.get("transfer_output_files") == "model.pt"
+    assert sub.get("requirements").endswith("&& (HasCHTCStaging)")
+    assert sub.get("MY.AccountingGroup") == '"lab"'
+    assert sub.getQArgs() == "5"
+    assert sub.get("container_image").startswith("osdf:///")
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"image": "ubuntu:24.04"}, "use oras://"),
+    ({"image": "x.sif", "gpu_job_length": "forever"}, "GPUJobLength"),
+    ({"image": "x.sif", "requirements": ["(A)\n(B)"]}, "newline"),
+])
+def test_bad_jobs(kw, message):
+    with pytest.raises(DefError, match=message):
+        CondorJob(**kw)
+
+
+def test_wrapper_passes_shellcheck(tmp_path):
+    exe = shutil.which("shellcheck", path=str(ROOT / ".venv" / "bin")) or shutil.which(
+        "shellcheck")
+    if exe is None:
+        pytest.skip("shellcheck not installed")
+    path = tmp_path / "job.sh"
+    path.write_text(CondorJob(image="x.sif", command=["python", "t.py"]).wrapper())
+    res = subprocess.run([exe, "-s", "sh", "-S", "warning", str(path)], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stdout
+
+
+@needs_namespaces
+@pytest.mark.parametrize(("check_status", "expected"), [(0, 7), (3, 3)])
+def test_wrapper_activates_checks_and_returns_workload_status(tmp_path, shell, check_status,
+                                                              expected):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "activate.sh").write_text("export ACTIVATED=yes\n")
+    (app / "check").write_text(f"#!/bin/sh\necho check ran\nexit {check_status}\n")
+    (app / "check").chmod(0o755)
+    job = CondorJob(image="x.sif", activate="/app/activate.sh", gpu_check=["/app/check"])
+    (app / "job.sh").write_text(job.wrapper())
+    (app / "job.sh").chmod(0o755)
+    img = unpack("Bootstrap: docker\nFrom: ubuntu:24.04\n", tmp_path / "root",
+                 files={"/app": app})
+    res = img.run("exec", ["/app/job.sh", "42.0", "/bin/sh", "-c",
+                           'echo "workload sees $ACTIVATED"; exit 7'],
+                  sh=shell, env={"CUDA_VISIBLE_DEVICES": "GPU-1234"})
+    assert res.returncode == expected
+    assert b"# Job 42.0 running on" in res.stdout
+    assert b"CUDA_VISIBLE_DEVICES=GPU-1234" in res.stdout
+    assert (b"workload sees yes" in res.stdout) == (check_status == 0)
+    assert b"+ . /app/activate.sh" in res.stderr  # set -x logging
+
+
+# --- build / hash / push / mimic-chtc with a fake apptainer ---------------------------
+
+@pytest.fixture
+def fake_apptainer(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy(FAKES / "apptainer", bindir / "apptainer")
+    log = tmp_path / "apptainer.log"
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "FAKE_APPTAINER_LOG": str(log)}
+    return env, log
+
+
+def _recipe(tmp_path: Path) -> Path:
+    d = tmp_path / "proj"
+    d.mkdir()
+    (d / "recipe.py").write_text(
+        "from defbuilder import BuildArg, Header, Stage\n"
+        "TAG = BuildArg('TAG', '24.04')\n"
+        "recipe = Stage(Header.docker(f'ubuntu:{TAG}'), arguments=[TAG], post='true')\n")
+    return d / "recipe.py"
+
+
+def test_build_hash_name_matches_openssl(tmp_path, fake_apptainer):
+    env, log = fake_apptainer
+    recipe = _recipe(tmp_path)
+    out = run_cli("build", str(recipe), "-o", str(tmp_path / "app.sif"), "--hash-name",
+                  "--build-arg", "TAG=22.04", env={**env, "FAKE_APPTAINER_MB": "5"},
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    produced = Path(out.stdout.strip())
+    assert not (tmp_path / "app.sif").exists()
+    data = produced.read_bytes()
+    assert len(data) > 5 * 2**20
+    if shutil.which("openssl"):
+        sha8 = subprocess.run(f"openssl sha256 -r {produced} | cut -b -8", shell=True,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    else:
+        sha8 = hashlib.sha256(data).hexdigest()[:8]
+    assert produced.name == f"app-{sha8}.sif"
+    line = log.read_text().splitlines()[0]
+    assert line.startswith(f"cwd={recipe.parent} ")  # %files paths resolve from the recipe
+    assert "[build][--build-arg][TAG=22.04]" in line
+    assert (Path(str(log) + ".def").read_text() ==
+            run_cli("render", str(recipe)).stdout)   # the def it built is the rendering
+    assert not list(recipe.parent.glob(".defbuilder-*"))  # temp def removed
+    assert run_cli("hash", str(produced)).stdout.strip() == str(
+        produced.with_name(f"app-{sha8}-{hashlib.sha256(data).hexdigest()[:8]}.sif"))
+
+
+def test_build_failures(tmp_path, fake_apptainer):
+    env, _log = fake_apptainer
+    recipe = _recipe(tmp_path)
+    out = run_cli("build", str(recipe), "--build-arg", "NOPE=1", env=env)
+    assert out.returncode == 2 and "declares no such argument" in out.stderr
+    out = run_cli("build", str(recipe), "-o", str(tmp_path / "x.sif"),
+                  env={**env, "FAKE_APPTAINER_EXIT": "3"})
+    assert out.returncode == 3 and not (tmp_path / "x.sif").exists()
+    out = run_cli("build", str(recipe), env={"PATH": "/usr/bin:/bin"})
+    if shutil.which("apptainer", path="/usr/bin:/bin") or shutil.which(
+            "singularity", path="/usr/bin:/bin"):
+        pytest.skip("a real apptainer is installed")
+    assert out.returncode == 2 and "neither apptainer nor singularity" in out.stderr
+    assert "install Apptainer" in out.stderr
+
+
+def test_push_oras_and_staging(tmp_path, fake_apptainer):
+    env, log = fake_apptainer
+    image = tmp_path / "app-0123abcd.sif"
+    image.write_bytes(b"sif bytes")
+    out = run_cli("push", str(image), "oras://ghcr.io/me/app:1", env=env)
+    assert out.returncode == 0
+    assert log.read_text().splitlines()[-1].endswith(
+        f"argv=[push][{image}][oras://ghcr.io/me/app:1]")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    out = run_cli("push", str(image), "--staging", str(staging), "--osdf-prefix",
+                  "osdf:///chtc/staging/me")
+    assert out.stdout.strip() == "osdf:///chtc/staging/me/app-0123abcd.sif"
+    assert (staging / image.name).read_bytes() == b"sif bytes"
+    assert run_cli("push", str(image), "--staging", str(staging), "--osdf-prefix",
+                   "osdf:///x").returncode == 0  # identical file: fine
+    image.write_bytes(b"other bytes")
+    out = run_cli("push", str(image), "--staging", str(staging), "--osdf-prefix", "osdf:///x")
+    assert out.returncode == 2 and "immutable" in out.stderr
+    assert (staging / image.name).read_bytes() == b"sif bytes"
+
+
+def test_osdf_url_from_staging_path():
+    from defbuilder.images import osdf_url
+
+    assert osdf_url("/staging/mfeickert/apptainer/x.sif") == (
+        "osdf:///chtc/staging/mfeickert/apptainer/x.sif")
+
+
+def test_mimic_chtc_prints_the_seed_line(tmp_path):
+    out = run_cli("mimic-chtc", "--print", "img.sif", cwd=tmp_path)
+    assert out.stdout.strip() == (
+        f"apptainer exec --scratch /tmp --scratch /var/tmp --workdir {tmp_path} --pwd "
+        f"{tmp_path} --bind {tmp_path} --no-home --containall --nv img.sif bash")
+    out = run_cli("mimic-chtc", "--print", "img.sif", "--", "python", "-c", "print(1)",
+                  cwd=tmp_path)
+    assert out.stdout.strip().endswith("img.sif python -c 'print(1)'")
+
+
+def test_mimic_chtc_runs_apptainer(tmp_path, fake_apptainer):
+    env, log = fake_apptainer
+    out = run_cli("mimic-chtc", "img.sif", "--", "true", env=env, cwd=tmp_path)
+    assert out.returncode == 0
+    assert log.read_text().strip().endswith("[--nv][img.sif][true]")
+
+
+@pytest.mark.skipif(not shutil.which("apptainer"), reason="needs a real apptainer binary")
+def test_real_apptainer_builds_a_tiny_image(tmp_path):  # pragma: no cover - no apptainer here
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "recipe.py").write_text("from defbuilder import Header, Stage\n"
+                                 "recipe = Stage(Header('scratch'))\n")
+    out = run_cli("build", str(d / "recipe.py"), "-o", str(tmp_path / "t.sif"))
+    assert out.returncode == 0, out.stderr
