@@ -228,6 +228,21 @@ HEADER_KEYWORDS: Mapping[str, str] = {
 }
 
 
+#: Every header keyword Apptainer accepts (deffile.go ``validHeaders``); ``otherurl<n>``
+#: is matched separately.
+VALID_HEADER_KEYS = frozenset({
+    "bootstrap", "from", "includecmd", "mirrorurl", "updateurl", "osversion", "include",
+    "library", "registry", "namespace", "stage", "product", "user", "regcode", "productpgp",
+    "registerurl", "modules", "fingerprints", "confurl", "setopt", "target", "frontend",
+    "filename", "buildargs",
+})
+
+
+def _is_other_url(key: str) -> bool:
+    low = key.lower()
+    return low.startswith("otherurl") and low[8:].isdigit()
+
+
 def _check_header_value(key: str, value: Value) -> None:
     text = _value_text(value)
     if "\n" in text or "\r" in text:
@@ -282,6 +297,9 @@ class Header:
     filename: str | None = None
     build_args: str | None = None
     other_urls: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Keywords Apptainer accepts but this agent does not read (a parsed .def keeps
+    #: them; ``defbuilder lint`` reports them): ``(("Registry", "x"),)``.
+    ignored: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
     origin: Origin = _origin_field()
 
     def __attrs_post_init__(self) -> None:
@@ -293,7 +311,7 @@ class Header:
                 origin=self.origin,
             )
         allowed = AGENTS[self.bootstrap] | {"stage", "includecmd"}
-        for key, value in self.items():
+        for key, value in self.known_items():
             lower = "otherurl" if key.lower().startswith("otherurl") else key.lower()
             if lower not in allowed:
                 raise DefError(
@@ -301,6 +319,13 @@ class Header:
                     f"(it reads: {', '.join(sorted(AGENTS[self.bootstrap])) or 'nothing'})",
                     origin=self.origin,
                 )
+            try:
+                _check_header_value(key, value)
+            except DefError as exc:
+                raise DefError(exc.message, origin=self.origin) from None
+        for key, value in self.ignored:
+            if key.lower() not in VALID_HEADER_KEYS and not _is_other_url(key):
+                raise DefError(f"invalid header keyword found: {key}", origin=self.origin)
             try:
                 _check_header_value(key, value)
             except DefError as exc:
@@ -322,6 +347,11 @@ class Header:
 
     def items(self) -> Iterator[tuple[str, Value]]:
         """``(Keyword, value)`` pairs in canonical order, ``Bootstrap`` excluded."""
+        yield from self.known_items()
+        yield from self.ignored
+
+    def known_items(self) -> Iterator[tuple[str, Value]]:
+        """Like ``items`` without the ``ignored`` keywords."""
         for field, keyword in HEADER_KEYWORDS.items():
             value = getattr(self, field)
             if value is None:
@@ -367,6 +397,15 @@ def clean_body(text: str) -> str:
     while lines and not lines[-1].strip():
         lines.pop()
     return "\n".join(line.rstrip() if not line.strip() else line for line in lines)
+
+
+def _trim_end(text: str) -> str:
+    """Drop trailing blank lines only (leading ones matter: a blank line above a
+    runscript's ``#!`` makes Apptainer ignore it)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
 
 
 def check_body(text: str, what: str, origin: Origin | None = None) -> None:
@@ -417,13 +456,27 @@ class Script:
     'a\\nb'
     """
 
-    body: str = attrs.field(default="", converter=clean_body)
+    body: str = ""
     shell: str | None = None
     errexit: bool = True
+    #: Raw section arguments (``%post -x``, ``%runscript --norc``) as found in a parsed
+    #: .def; prefer ``shell``. Never both.
+    args: str = ""
+    #: Keep ``body`` exactly (a parsed .def); otherwise it is dedented (Python source).
+    verbatim: bool = False
     origin: Origin = _origin_field()
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.body, str):
+            raise DefError(f"a script body must be a str, got {type(self.body).__name__}",
+                           origin=self.origin)
+        body = _trim_end(self.body) if self.verbatim else clean_body(self.body)
+        object.__setattr__(self, "body", body)
         check_body(self.body, "script", self.origin)
+        if "\n" in self.args or "\r" in self.args:
+            raise DefError("section arguments cannot hold a newline", origin=self.origin)
+        if self.args and self.shell is not None:
+            raise DefError("give shell= or raw args=, not both", origin=self.origin)
         if self.shell is not None:
             if not self.shell.startswith("/") or any(c.isspace() for c in self.shell):
                 raise DefError(
@@ -571,6 +624,7 @@ class Label:
 
     key: str = attrs.field()
     value: Value = attrs.field(default="")
+    origin: Origin = _origin_field()
 
     @key.validator
     def _check_key(self, _a: attrs.Attribute[str], key: str) -> None:
@@ -593,11 +647,6 @@ class Label:
             raise DefError(
                 f"label {self.key}: value {value!r} has leading or trailing whitespace, "
                 "which Apptainer trims"
-            )
-        if has_placeholder(value):
-            raise DefError(
-                f"label {self.key}: value {value!r} contains a {{{{ NAME }}}} pattern that "
-                "Apptainer would substitute; use a BuildArg if that is meant"
             )
 
 
@@ -640,6 +689,7 @@ class FileEntry:
 
     src: str
     dst: str | None = None
+    origin: Origin = _origin_field()
 
     def __attrs_post_init__(self) -> None:
         _check_path(self.src, "source")

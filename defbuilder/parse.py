@@ -28,10 +28,26 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from itertools import pairwise
+from typing import Any
 
 import attrs
 
-from .errors import DefError
+from .errors import DefError, Origin
+from .model import (
+    AGENTS,
+    HEADER_KEYWORDS,
+    VALID_HEADER_KEYS,
+    App,
+    BuildArg,
+    Environment,
+    FileEntry,
+    Files,
+    Header,
+    Label,
+    Recipe,
+    Script,
+    Stage,
+)
 
 __all__ = [
     "APP_SECTIONS",
@@ -40,7 +56,9 @@ __all__ = [
     "RawStage",
     "get_labels",
     "handle_shebang",
+    "parse",
     "section_script_args",
+    "split_files_line",
     "split_stages",
 ]
 
@@ -142,8 +160,6 @@ def _parse_header(lines: list[tuple[int, str]], file: str | None) -> tuple[dict[
 
 def split_stages(text: str, file: str | None = None) -> list[RawStage]:
     """Split a .def into stages and sections with Apptainer's rules (see module doc)."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
     stages: list[RawStage] = []
     for chunk, first_line in _chunks(text):
         head: list[tuple[int, str]] = []
@@ -235,3 +251,191 @@ def section_script_args(section: RawSection, script_path: str) -> list[str]:
                                line=section.line)
             return [*args, *params[: i + 1], " ".join(params[i + 1:]) + " " + script_path]
     return [*args, *params, script_path]
+
+
+# ---------------------------------------------------------------------------
+# Raw stages -> the typed model (defbuilder.model), with a source line on each node
+# ---------------------------------------------------------------------------
+
+#: deffile.go ``fileSplitter``: whitespace splits, except inside "..." and {{ var }}.
+_FILE_SPLITTER = re.compile(
+    r"""([^\s"']*{{\s*\w+\s*}}*[^\s{}"']*)+|([^\s"']+|"([^"]*)"|'([^']*))""", re.ASCII
+)
+
+
+def split_files_line(line: str) -> tuple[str, str]:
+    """One ``%files`` line -> (src, dst) as Apptainer reads it ("" dst = same path)."""
+    subs = [m.group(0) for m in _FILE_SPLITTER.finditer(line.strip())]
+    src = subs[0].strip().strip('"') if subs else ""
+    dst = subs[1].strip().strip('"') if len(subs) > 1 else ""
+    return src, dst
+
+
+def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
+
+    entries = []
+    for offset, raw in enumerate(section.body.split("\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        src, dst = split_files_line(line)
+        origin = Origin(file, section.line + offset)
+        try:
+            entries.append(FileEntry(src, dst or None, origin=origin))
+        except DefError as exc:
+            raise DefError(exc.message, origin=origin) from None
+    return entries
+
+
+def _script(section: RawSection | None, file: str | None, build: bool) -> Script:
+
+    if section is None:
+        return Script()
+    origin = Origin(file, section.line)
+    args = section.args.strip()
+    words = args.split()
+    try:
+        if build and len(words) in (2, 3) and words[0] == "-c" and words[1].startswith("/") \
+                and words[2:] in ([], ["-e"]) and "#" not in args:
+            return Script(section.body, shell=words[1], errexit=words[2:] == ["-e"],
+                          verbatim=True, origin=origin)
+        return Script(section.body, args=section.args.rstrip(), verbatim=True, origin=origin)
+    except DefError as exc:
+        raise DefError(exc.message, origin=origin) from None
+
+
+def _header(stage: RawStage, file: str | None) -> Header:
+
+    line = stage.header_lines.get("bootstrap", stage.line)
+    origin = Origin(file, line)
+    agent = stage.header.get("bootstrap")
+    if agent is None:
+        raise DefError("stage has no Bootstrap: header (Apptainer needs one per stage)",
+                       file=file, line=stage.line)
+    by_key = {k.lower(): f for f, k in HEADER_KEYWORDS.items()}
+    allowed = AGENTS.get(agent, frozenset()) | {"stage", "includecmd"}
+    kwargs: dict[str, Any] = {}
+    ignored: list[tuple[str, str]] = []
+    other_urls: list[str] = []
+    for key, value in stage.header.items():
+        kline = stage.header_lines.get(key, line)
+        if key == "bootstrap":
+            continue
+        is_other = key.startswith("otherurl") and key[8:].isdigit()
+        if key not in VALID_HEADER_KEYS and not is_other:
+            raise DefError(f"invalid header keyword found: {key}", file=file, line=kline)
+        if not value:
+            raise DefError(f"header key {key} had no val", file=file, line=kline)
+        if is_other and "otherurl" in allowed:
+            other_urls.append(value)
+        elif key == "includecmd" and value.lower() in ("yes", "no", "true", "false"):
+            kwargs["include_cmd"] = value.lower() in ("yes", "true")
+        elif key in allowed and key in by_key:
+            kwargs[by_key[key]] = value
+        else:
+            keyword = by_key.get(key)
+            ignored.append((HEADER_KEYWORDS[keyword] if keyword else key, value))
+    try:
+        return Header(agent, other_urls=other_urls, ignored=ignored, origin=origin, **kwargs)
+    except DefError as exc:
+        raise DefError(exc.message, origin=origin) from None
+
+
+def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
+
+    header = _header(raw, file)
+    sections: dict[str, Any] = {}
+    files = []
+    seen_files: list[RawSection] = [s for s in raw.sections if s.name == "files"]
+    for sec in seen_files:
+        fields = sec.args.split("#")[0].split()
+        if not fields:
+            from_stage = None
+        elif len(fields) == 2:
+            from_stage = fields[1]  # stage.go: two fields; the word "from" is not checked
+        else:
+            warnings.append(f"{file}:{sec.line}: %files {sec.args!r}: Apptainer ignores a "
+                            "%files section with these arguments; dropped")
+            continue
+        files.append(Files(_files_entries(sec, file), from_stage=from_stage,
+                           origin=Origin(file, sec.line)))
+    sections["files"] = files
+    for name, build in (("pre", True), ("setup", True), ("post", True), ("runscript", False),
+                        ("startscript", False), ("test", False)):
+        sections[name] = _script(raw.section(name), file, build)
+    env = raw.section("environment")
+    if env is not None and env.body.strip():
+        sections["environment"] = Environment(_script(env, file, False))
+    labels = raw.section("labels")
+    if labels is not None:
+        sections["labels"] = [Label(k, v, origin=Origin(file, labels.line))
+                              for k, v in get_labels(labels.body).items()]
+    help_ = raw.section("help")
+    if help_ is not None:
+        sections["help"] = help_.body
+    args = raw.section("arguments")
+    if args is not None:
+        declared = []
+        for offset, rawline in enumerate(args.body.split("\n"), start=1):
+            line = rawline.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                warnings.append(f"{file}:{args.line + offset}: %arguments line {line!r} is "
+                                "not NAME=value (Apptainer warns and ignores it)")
+                continue
+            declared.append(BuildArg(key.strip(), value.strip()))
+        sections["arguments"] = declared
+    apps = []
+    for name in raw.apps():
+        origin = None
+        parts: dict[str, Any] = {}
+        for part, kind in (("install", "appinstall"), ("run", "apprun"),
+                           ("start", "appstart"), ("test", "apptest")):
+            sec = raw.section(kind, name)
+            if sec is not None:
+                origin = origin or Origin(file, sec.line)
+                parts[part] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
+        sec = raw.section("appenv", name)
+        if sec is not None:
+            parts["env"] = Environment(Script(sec.body, verbatim=True))
+        sec = raw.section("applabels", name)
+        if sec is not None:
+            parts["labels"] = list(get_labels(sec.body).items())
+        sec = raw.section("appfiles", name)
+        if sec is not None:
+            parts["files"] = _files_entries(sec, file)
+        sec = raw.section("apphelp", name)
+        if sec is not None:
+            parts["help"] = sec.body
+        first = min(s.line for s in raw.sections if s.app == name)
+        apps.append(App(name, origin=Origin(file, first), **parts))
+    sections["apps"] = apps
+    return Stage(header, origin=Origin(file, raw.line), **sections)
+
+
+def parse(text: str, file: str | None = None,
+          warnings: list[str] | None = None) -> Recipe:
+    """``.def`` text -> ``Recipe``, following Apptainer's parser; errors name file:line.
+
+    What Apptainer accepts but ignores (a ``%files`` section with odd arguments, a
+    bad ``%arguments`` line) is dropped with a message appended to ``warnings``;
+    header keywords the agent does not read are kept in ``Header.ignored``.
+
+    >>> r = parse("Bootstrap: docker\\nFrom: ubuntu:24.04\\n%post\\n  apt-get update\\n")
+    >>> r.stages[0].post.body, r.stages[0].post.origin.line
+    ('  apt-get update', 3)
+    """
+
+    if text.startswith("\ufeff"):
+        # Go does not strip a BOM: the first key becomes "\ufeffbootstrap" and
+        # Apptainer stops with "invalid header keyword found".
+        raise DefError("file starts with a UTF-8 byte-order mark; Apptainer reads the first "
+                       "header key with it and rejects the file; save without BOM",
+                       file=file, line=1)
+    sink = warnings if warnings is not None else []
+    stages = [_stage(raw, file, sink) for raw in split_stages(text, file)]
+    recipe = Recipe(stages, origin=Origin(file, 1))
+    recipe.validate()
+    return recipe

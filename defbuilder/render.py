@@ -110,6 +110,8 @@ def _script_section(name: str, script: Script, *, args: str = "") -> list[str]:
     if not script:
         return []
     head = "%" + name + (" " + args if args else "")
+    if script.args:
+        head += " " + script.args
     body = script.body
     if script.shell is not None:
         if name in _BUILD_SECTIONS:
