@@ -238,6 +238,14 @@ VALID_HEADER_KEYS = frozenset({
 })
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _pair_tuple(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in value)
+
+
 def _is_other_url(key: str) -> bool:
     low = key.lower()
     return low.startswith("otherurl") and low[8:].isdigit()
@@ -296,10 +304,10 @@ class Header:
     frontend: str | None = None
     filename: str | None = None
     build_args: str | None = None
-    other_urls: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    other_urls: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     #: Keywords Apptainer accepts but this agent does not read (a parsed .def keeps
     #: them; ``defbuilder lint`` reports them): ``(("Registry", "x"),)``.
-    ignored: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    ignored: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pair_tuple)
     origin: Origin = _origin_field()
 
     def __attrs_post_init__(self) -> None:

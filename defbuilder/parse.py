@@ -347,18 +347,18 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     sections: dict[str, Any] = {}
     files = []
     seen_files: list[RawSection] = [s for s in raw.sections if s.name == "files"]
-    for sec in seen_files:
-        fields = sec.args.split("#")[0].split()
+    for fsec in seen_files:
+        fields = fsec.args.split("#")[0].split()
         if not fields:
             from_stage = None
         elif len(fields) == 2:
             from_stage = fields[1]  # stage.go: two fields; the word "from" is not checked
         else:
-            warnings.append(f"{file}:{sec.line}: %files {sec.args!r}: Apptainer ignores a "
-                            "%files section with these arguments; dropped")
+            warnings.append(f"{file}:{fsec.line}: %files {fsec.args!r}: Apptainer ignores "
+                            "a %files section with these arguments; dropped")
             continue
-        files.append(Files(_files_entries(sec, file), from_stage=from_stage,
-                           origin=Origin(file, sec.line)))
+        files.append(Files(_files_entries(fsec, file), from_stage=from_stage,
+                           origin=Origin(file, fsec.line)))
     sections["files"] = files
     for name, build in (("pre", True), ("setup", True), ("post", True), ("runscript", False),
                         ("startscript", False), ("test", False)):
