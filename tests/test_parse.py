@@ -1,0 +1,168 @@
+"""defbuilder.parse on real-world shaped files (tests/defs/), Apptainer's rules cited.
+
+Expectations follow apptainer/apptainer pkg/build/types/parser/deffile.go; the
+structure is cross-checked with spython's parser where spython is right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from defbuilder import DefError, render
+from defbuilder.parse import parse, split_stages
+
+DEFS = Path(__file__).parent / "defs"
+
+
+def load(name: str, warnings: list[str] | None = None):
+    path = DEFS / name
+    return parse(path.read_bytes().decode("utf-8"), str(path), warnings)
+
+
+def test_multistage_files_from_and_inert_shebangs_kept():
+    r = load("multistage_pixi.def")
+    build, final = r.stages
+    assert (build.name, final.name) == ("build", "final")
+    assert [f.from_stage for f in final.files] == ["build", None]
+    assert final.files[0].entries[0].src == "/app/.pixi/envs/gpu"
+    assert final.files[1].entries[0].dst == "/app/src/"
+    assert build.post.body.startswith("    #!/bin/bash")  # verbatim: lint reports it
+    assert final.runscript.origin.line == 36
+
+
+def test_arguments_become_build_args():
+    r = load("arguments.def")
+    stage = r.stages[0]
+    assert [(a.name, a.default) for a in stage.arguments] == [
+        ("VERSION", "22.04"), ("GREETING", "hello world")]
+    assert stage.header.from_ == "ubuntu:{{ VERSION }}"
+
+
+def test_scif_apps_in_first_seen_order():
+    stage = load("scif_apps.def").stages[0]
+    assert [a.name for a in stage.apps] == ["foo", "bar"]
+    foo = stage.apps[0]
+    assert foo.run.body.strip() == 'exec echo "RUNNING FOO"'
+    assert [(lbl.key, lbl.value) for lbl in foo.labels] == [("BESTAPP", "FOO")]
+    assert foo.files[0].src == "foo.txt" and foo.files[0].dst is None
+    assert stage.startscript.body.strip() == "nc -lp 8080"
+
+
+def test_crlf_tabs_case_and_no_final_newline():
+    crlf = load("crlf.def").stages[0]
+    assert crlf.post.body == "    echo crlf" and crlf.labels[0].value == "me"
+    odd = load("case_tabs_nonewline.def").stages[0]
+    assert (odd.header.bootstrap, odd.header.from_, odd.name) == ("docker", "ubuntu:24.04",
+                                                                  "main")
+    assert odd.post.body == "\techo tabs" and odd.runscript.body == "\techo run"
+
+
+def test_bom_is_rejected_like_apptainer():
+    with pytest.raises(DefError, match="byte-order mark") as err:
+        load("bom.def")
+    assert err.value.line == 1
+
+
+def test_singularity2_file():
+    stage = load("singularity2.def").stages[0]
+    assert stage.header.include_cmd is True
+    assert stage.runscript.body == 'exec /usr/bin/python "$@"'
+
+
+def test_duplicate_sections_are_appended():
+    # deffile.go parseTokenSection: sections[key].Script += body
+    stage = load("duplicate_sections.def").stages[0]
+    assert stage.post.body == "    echo one\n\n    echo two"
+
+
+def test_invalid_section_and_text_before_header():
+    with pytest.raises(DefError, match="invalid section") as err:
+        load("invalid_section.def")
+    assert err.value.line == 4
+    with pytest.raises(DefError, match="had no val") as err:
+        load("text_before_header.def")
+    assert err.value.line == 1
+
+
+def test_comments_and_header_like_body_lines():
+    stage = load("comments_before_header.def").stages[0]
+    assert stage.header.from_ == "nvidia/cuda:12.9.1-base-ubuntu24.04"  # inline # cut
+    assert "From: this is not a header" in stage.post.body
+
+
+def test_keys_the_agent_ignores_are_kept_for_lint():
+    stage = load("library_registry.def").stages[0]
+    assert stage.header.ignored == (("Registry", "ghcr.io"),)
+    assert "Registry: ghcr.io" in render(stage)
+
+
+def test_post_shell_without_e():
+    stage = load("conda.def").stages[0]
+    assert stage.post.shell == "/bin/bash" and stage.post.errexit is False
+    assert render(stage).count("%post -c /bin/bash\n") == 1
+
+
+def test_unknown_stage_and_missing_from():
+    with pytest.raises(DefError, match="unknown stage") as err:
+        parse("Bootstrap: docker\nFrom: x\nStage: a\n%files from b\n  /x\n", "f.def")
+    assert err.value.line == 4
+    with pytest.raises(DefError, match="needs From") as err:
+        parse("# c\nBootstrap: docker\n%post\necho\n", "f.def")
+    assert err.value.line == 2
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DEFS.glob("*.def")
+                                        if p.name not in ("bom.def", "invalid_section.def",
+                                                          "text_before_header.def")))
+def test_render_parse_is_a_fixed_point(name):
+    r = load(name)
+    once = render(r)
+    again = parse(once, name)
+    assert again == r
+    assert render(again) == once
+
+
+def test_rendered_text_round_trips_byte_identical():
+    from conftest import ROOT, run_cli
+
+    text = run_cli("render", str(ROOT / "recipes" / "hello_pytorch" / "recipe.py")).stdout
+    assert render(parse(text)) == text
+
+
+def test_split_matches_spython_on_sections():
+    spython = pytest.importorskip("spython.main.parse.parsers",
+                                  reason="spython is optional (cross-check only)")
+    path = DEFS / "scif_apps.def"
+    parser = spython.SingularityParser(str(path))
+    ours = split_stages(path.read_text())[0]
+    # spython agrees on the header and the runscript-like sections it models
+    assert parser.recipe[list(parser.recipe)[-1]].fromHeader == ours.header["from"]
+
+
+# --- properties ---------------------------------------------------------------------------
+
+LINES = st.sampled_from([
+    "Bootstrap: docker", "From: ubuntu:24.04", "Stage: s1", "bootstrap:library",
+    "%post", "%POST -c /bin/bash", "%runscript", "%environment", "%labels", "%files",
+    "%files from s1", "%apprun x", "%help", "%arguments", "%test", "%bogus", "  %post",
+    "echo hi", "  export A=1", "#!/bin/bash", "# comment", "", "K=V", "key value",
+    "src dst", '"a b" c', "'q' x", "{{ X }}", "IncludeCmd: yes", "Registry: r",
+    "\t", "From: a # c", "x\\",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINES, max_size=25).map("\n".join) | st.text(max_size=200))
+def test_parse_raises_only_defbuilder_errors(text):
+    try:
+        recipe = parse(text, "p.def")
+    except DefError:
+        return
+    once = render(recipe)
+    again = parse(once, "p.def")
+    assert again == recipe
+    assert render(again) == once
