@@ -299,6 +299,22 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(opt, dest=dest, metavar="VALUE", help=f.name)
 
 
+def _cmd_parse(args: argparse.Namespace) -> int:
+    from .codegen import to_python
+    from .parse import parse
+    from .render import render
+
+    text = _read_def(args.file, None)
+    warnings: list[str] = []
+    recipe = parse(text, args.file, warnings)
+    for w in warnings:
+        print(f"defbuilder: warning: {w}", file=sys.stderr)
+    out = to_python(recipe, os.path.basename(args.file)) if args.to == "python" else render(
+        recipe)
+    _emit(out, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="defbuilder",
@@ -329,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 if DEF differs from what the recipe renders (nothing is written)",
     )
     render.set_defaults(func=_cmd_render)
+
+    parse_ = sub.add_parser("parse", help="read a .def; write a recipe script or a "
+                            "normalized .def",
+                            description="Parse FILE with Apptainer's rules (errors name the "
+                            "line) and write it as a defbuilder recipe (--to python) or as "
+                            "defbuilder renders it (--to def).")
+    parse_.add_argument("file")
+    parse_.add_argument("--to", choices=["python", "def"], default="python")
+    parse_.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    parse_.set_defaults(func=_cmd_parse)
 
     try_ = sub.add_parser(
         "try",

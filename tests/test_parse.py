@@ -166,3 +166,17 @@ def test_parse_raises_only_defbuilder_errors(text):
     again = parse(once, "p.def")
     assert again == recipe
     assert render(again) == once
+
+
+@pytest.mark.parametrize("name", ["multistage_pixi.def", "scif_apps.def", "conda.def",
+                                  "arguments.def", "crlf.def", "library_registry.def"])
+def test_parse_to_python_renders_back_to_the_same_meaning(tmp_path, name):
+    from conftest import run_cli
+
+    out = run_cli("parse", str(DEFS / name), "--to", "python", "-o", str(tmp_path / "r.py"))
+    assert out.returncode == 0, out.stderr
+    script = (tmp_path / "r.py").read_text()
+    assert "Stage(" in script and "Header(" in script  # the DSL, not a string dump
+    rendered = run_cli("render", str(tmp_path / "r.py"))
+    assert rendered.returncode == 0, rendered.stderr
+    assert parse(rendered.stdout) == load(name)
