@@ -59,18 +59,21 @@ def _cmd_render(args: argparse.Namespace) -> int:
         recipe = recipe.select(args.stage)
     text = render(recipe)
     if args.check:
+        if not args.target:
+            raise DefError("--check needs the committed .def: defbuilder render --check "
+                           "recipe.py app.def")
         try:
-            with open(args.check, encoding="utf-8") as fh:
+            with open(args.target, encoding="utf-8") as fh:
                 current = fh.read()
         except FileNotFoundError:
-            raise DefError("file does not exist; render it first", file=args.check) from None
+            raise DefError("file does not exist; render it first", file=args.target) from None
         if current != text:
-            print(
-                f"{args.check}: stale; re-run: defbuilder render {args.recipe} -o {args.check}",
-                file=sys.stderr,
-            )
+            print(f"{args.target}: stale; re-run: defbuilder render {args.recipe} -o "
+                  f"{args.target}", file=sys.stderr)
             return 1
         return 0
+    if args.target:
+        raise DefError("a second file is only for --check; use -o to write")
     _emit(text, args.output)
     return 0
 
@@ -315,6 +318,22 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from .lint import lint_paths
+    from .lint.engine import load_policy_file
+    from .lint.output import to_json, to_sarif, to_text
+
+    policy = load_policy_file(args.policy) if args.policy else None
+    def codes(value: str | None) -> set[str] | None:
+        return {c.strip() for c in value.split(",") if c.strip()} if value else None
+
+    findings = lint_paths(args.files, policy=policy, select=codes(args.select),
+                          ignore=codes(args.ignore) or (), shellcheck=not args.no_shellcheck)
+    render_out = {"text": to_text, "json": to_json, "sarif": to_sarif}[args.format]
+    _emit(render_out(findings), args.output)
+    return 1 if findings else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="defbuilder",
@@ -329,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = sub.add_parser("render", help="render a recipe script to a .def file")
     render.add_argument("recipe", help="recipe script (a .py file defining `recipe`)")
+    render.add_argument("target", nargs="?", help="with --check: the committed .def")
     render.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
     render.add_argument(
         "--set",
@@ -341,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument(
         "--check",
-        metavar="DEF",
-        help="exit 1 if DEF differs from what the recipe renders (nothing is written)",
+        action="store_true",
+        help="exit 1 if TARGET differs from what the recipe renders (nothing is written)",
     )
     render.set_defaults(func=_cmd_render)
 
@@ -355,6 +375,20 @@ def build_parser() -> argparse.ArgumentParser:
     parse_.add_argument("--to", choices=["python", "def"], default="python")
     parse_.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
     parse_.set_defaults(func=_cmd_parse)
+
+    lint = sub.add_parser("lint", help="find bugs in .def files and recipe scripts",
+                          description="Lint .def files and recipe scripts (docs/lint.md). "
+                          "Exit status: 0 clean, 1 findings, 2 could not run.")
+    lint.add_argument("files", nargs="+", metavar="FILE")
+    lint.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    lint.add_argument("-o", "--output", help="write the report here instead of stdout")
+    lint.add_argument("--select", metavar="CODES", help="only these rules (comma-separated)")
+    lint.add_argument("--ignore", metavar="CODES", help="skip these rules (comma-separated)")
+    lint.add_argument("--policy", metavar="TOML",
+                      help="policy file (default: nearest defbuilder.toml / pyproject.toml)")
+    lint.add_argument("--no-shellcheck", action="store_true",
+                      help="skip the shellcheck-based rules (DB110, DB111)")
+    lint.set_defaults(func=_cmd_lint)
 
     try_ = sub.add_parser(
         "try",

@@ -129,8 +129,8 @@ def _chunks(text: str) -> Iterator[tuple[str, int]]:
             yield text[a:b], text.count("\n", 0, a) + 1
 
 
-def _parse_header(lines: list[tuple[int, str]], file: str | None) -> tuple[dict[str, str],
-                                                                           dict[str, int]]:
+def _parse_header(lines: list[tuple[int, str]], file: str | None,
+                  strict: bool = True) -> tuple[dict[str, str], dict[str, int]]:
     header: dict[str, str] = {}
     where: dict[str, int] = {}
     key_cont, val_cont = "", ""
@@ -145,6 +145,8 @@ def _parse_header(lines: list[tuple[int, str]], file: str | None) -> tuple[dict[
         if not val_cont:
             key, sep, val = trim.partition(":")
             if not sep:
+                if not strict:
+                    continue
                 raise DefError(f"header key {key} had no val", file=file, line=n)
             key, val = key.strip().lower(), val.strip()
         else:
@@ -158,8 +160,13 @@ def _parse_header(lines: list[tuple[int, str]], file: str | None) -> tuple[dict[
     return header, where
 
 
-def split_stages(text: str, file: str | None = None) -> list[RawStage]:
-    """Split a .def into stages and sections with Apptainer's rules (see module doc)."""
+def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> list[RawStage]:
+    """Split a .def into stages and sections with Apptainer's rules (see module doc).
+
+    ``strict=False`` (for lint) keeps sections Apptainer would reject (an unknown or
+    indented name, an app section without a name) instead of raising, and never
+    raises for an empty file.
+    """
     stages: list[RawStage] = []
     for chunk, first_line in _chunks(text):
         head: list[tuple[int, str]] = []
@@ -185,19 +192,22 @@ def split_stages(text: str, file: str | None = None) -> list[RawStage]:
             if name in APP_SECTIONS:
                 parts = stripped.lstrip("%").split(" ", 2)
                 if len(parts) < 2 or not parts[1]:
-                    raise DefError(f"app section %{name} has no app name", file=file, line=n)
+                    if strict:
+                        raise DefError(f"app section %{name} has no app name", file=file,
+                                       line=n)
+                    parts = [name, ""]
                 app, args = parts[1], ""
-            elif name not in SECTIONS:
+            elif name not in SECTIONS and strict:
                 raise DefError(f"invalid section(s) specified: {name!r} (Apptainer refuses it)",
                                file=file, line=n)
             opened.append((name, args, n, app, []))
         sections = [RawSection(name, args, "".join(b + "\n" for b in body), line, app)
                     for name, args, line, app, body in opened]
-        header, where = _parse_header(head, file)
+        header, where = _parse_header(head, file, strict)
         if not header and not sections:
             continue  # comments only (deffile.go: errEmptyDefinition is skipped)
         stages.append(RawStage(header, where, tuple(sections), first_line))
-    if not stages:
+    if not stages and strict:
         raise DefError("no stages found in definition file", file=file, line=1)
     return stages
 

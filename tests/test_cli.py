@@ -86,9 +86,9 @@ def test_check_reports_stale_def(tmp_path):
     recipe = write(tmp_path, TWO_STAGE)
     target = tmp_path / "app.def"
     run_cli("render", str(recipe), "-o", str(target))
-    assert run_cli("render", str(recipe), "--check", str(target)).returncode == 0
+    assert run_cli("render", "--check", str(recipe), str(target)).returncode == 0
     target.write_text(target.read_text() + "# edited\n")
-    out = run_cli("render", str(recipe), "--check", str(target))
+    out = run_cli("render", "--check", str(recipe), str(target))
     assert out.returncode == 1 and "stale" in out.stderr
 
 

