@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 
 __all__ = ["DefError", "Origin", "caller_origin"]
 
@@ -44,11 +45,14 @@ class Origin:
         return 0
 
 
+@lru_cache(maxsize=512)
 def _is_internal(filename: str) -> bool:
     if filename.startswith("<"):
         # attrs-generated __init__ and friends, <frozen importlib...>
         return True
     path = os.path.abspath(filename)
+    if "/attr/" in path or "/attrs/" in path:
+        return True
     return path == _PACKAGE_DIR or path.startswith(_PACKAGE_DIR + os.sep)
 
 
@@ -57,7 +61,7 @@ def caller_origin() -> Origin:
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not _is_internal(filename) and "/attr/" not in filename and "/attrs/" not in filename:
+        if not _is_internal(filename):
             return Origin(filename, frame.f_lineno)
         frame = frame.f_back  # type: ignore[assignment]
     return Origin(None, None)

@@ -174,8 +174,8 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
         opened: list[tuple[str, str, int, str | None, list[str]]] = []
         for offset, line in enumerate(_scan_lines(chunk)):
             n = first_line + offset
-            words = line.split()
-            if not (words and words[0].startswith("%")):
+            # the first whitespace-separated word starts with % (bufio.ScanWords)
+            if not line.lstrip().startswith("%"):
                 if opened:
                     opened[-1][4].append(line)
                 else:
@@ -300,7 +300,7 @@ def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
 def _script(section: RawSection | None, file: str | None, build: bool) -> Script:
 
     if section is None:
-        return Script()
+        return _EMPTY_SCRIPT
     origin = Origin(file, section.line)
     args = section.args.strip()
     words = args.split()
@@ -312,6 +312,9 @@ def _script(section: RawSection | None, file: str | None, build: bool) -> Script
         return Script(section.body, args=section.args.rstrip(), verbatim=True, origin=origin)
     except DefError as exc:
         raise DefError(exc.message, origin=origin) from None
+
+
+_EMPTY_SCRIPT = Script(origin=Origin(None, None))
 
 
 def _header(stage: RawStage, file: str | None) -> Header:

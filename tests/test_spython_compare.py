@@ -66,3 +66,15 @@ def test_spython_rewrites_the_runscript():
     assert final.cmd == "/bin/bash /entrypoint.sh"  # not the file's %runscript any more
     assert ours("multistage_pixi.def").stages[1].runscript.body.strip().endswith(
         '/app/entrypoint.sh "$@"')
+
+
+def test_spython_reads_only_docker_bootstraps():
+    with pytest.raises(NotImplementedError):
+        sp("library_registry.def")
+    assert ours("library_registry.def").stages[0].header.bootstrap == "library"
+
+
+def test_spython_fails_on_comments_above_the_header():
+    with pytest.raises(NotImplementedError):
+        sp("comments_before_header.def")
+    assert ours("comments_before_header.def").stages[0].header.bootstrap == "docker"

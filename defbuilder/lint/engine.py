@@ -68,15 +68,19 @@ class Context:
         return self.raw[-1:]
 
 
-def _context(path: str, text: str, policy: Mapping[str, Any]) -> Context:
+def _check_parse(ctx: Context) -> None:
+    """Apptainer's strict reading (and the model's checks): errors become DB100."""
     from ..parse import parse
 
+    try:
+        parse(ctx.text, ctx.path)
+    except DefError as exc:
+        ctx.parse_errors.append((exc.line or 1, exc.message))
+
+
+def _context(path: str, text: str, policy: Mapping[str, Any]) -> Context:
     errors: list[tuple[int, str]] = []
     raw = split_stages(text, path, strict=False)
-    try:
-        parse(text, path)
-    except DefError as exc:
-        errors.append((exc.line or 1, exc.message))
     lines = text.split("\n")
     stage_texts = []
     for i, stage in enumerate(raw):
@@ -115,12 +119,17 @@ def shellcheck_binary() -> str | None:
         "shellcheck", path=os.path.dirname(sys.executable))
 
 
-def _run_shellcheck(contexts: Sequence[Context]) -> None:
-    exe = shellcheck_binary()
-    if exe is None:
-        return
-    jobs: dict[str, tuple[Context, int]] = {}
-    with tempfile.TemporaryDirectory(prefix="defbuilder-lint-") as tmp:
+class _Shellcheck:
+    """One shellcheck process over every section of every context, run in the
+    background while the Python rules work; ``finish`` attaches its findings."""
+
+    def __init__(self, contexts: Sequence[Context]) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="defbuilder-lint-")
+        self.jobs: dict[str, tuple[Context, int]] = {}
+        self.proc: subprocess.Popen[str] | None = None
+        exe = shellcheck_binary()
+        if exe is None:
+            return
         for ci, ctx in enumerate(contexts):
             for stage in ctx.raw:
                 for si, sec in enumerate(stage.sections):
@@ -133,21 +142,34 @@ def _run_shellcheck(contexts: Sequence[Context]) -> None:
                         text, offset = body, sec.line
                     else:
                         text, offset = f"# shellcheck shell={shell}\n" + body, sec.line - 1
-                    name = os.path.join(tmp, f"{ci}-{stage.line}-{si}.sh")
+                    name = os.path.join(self.tmp.name, f"{ci}-{stage.line}-{si}.sh")
                     with open(name, "w", encoding="utf-8") as fh:
                         fh.write(text)
-                    jobs[name] = (ctx, offset)
-        if not jobs:
-            return
-        res = subprocess.run([exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE,
-                              *jobs], capture_output=True, text=True)
+                    self.jobs[name] = (ctx, offset)
+        if self.jobs:
+            self.proc = subprocess.Popen(
+                [exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE, *self.jobs],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def finish(self) -> None:
         try:
-            comments = json.loads(res.stdout or "{}").get("comments", [])
-        except json.JSONDecodeError:
-            return
-        for c in comments:
-            ctx, offset = jobs[c["file"]]
-            ctx.sc_findings.append((offset + int(c["line"]), f"SC{c['code']}", c["message"]))
+            if self.proc is None:
+                return
+            out, _ = self.proc.communicate()
+            try:
+                comments = json.loads(out or "{}").get("comments", [])
+            except json.JSONDecodeError:
+                return
+            for c in comments:
+                ctx, offset = self.jobs[c["file"]]
+                ctx.sc_findings.append((offset + int(c["line"]), f"SC{c['code']}",
+                                        c["message"]))
+        finally:
+            self.tmp.cleanup()
+
+
+def _run_shellcheck(contexts: Sequence[Context]) -> None:
+    _Shellcheck(contexts).finish()
 
 
 def _suppressed(lines: list[str], line: int, code: str) -> bool:
@@ -170,11 +192,19 @@ def _selected(rule: Rule, policy: Mapping[str, Any], select: set[str] | None,
     return not rule.policy or bool(policy)
 
 
-def _findings(ctx: Context, select: set[str] | None, ignore: set[str]) -> list[Finding]:
+_SC_RULES = ("DB110", "DB111")
+
+
+def _findings(ctx: Context, select: set[str] | None, ignore: set[str],
+              phase: str = "all") -> list[Finding]:
+    """``phase``: "python" (all but the shellcheck rules), "shellcheck", or "all"."""
     lines = ctx.text.split("\n")
     out = []
     for rule in RULES:
         if not _selected(rule, ctx.policy, select, ignore):
+            continue
+        if (phase == "python" and rule.code in _SC_RULES) or (
+                phase == "shellcheck" and rule.code not in _SC_RULES):
             continue
         for line, message in rule.check(ctx):
             if not _suppressed(lines, line, rule.code):
@@ -189,6 +219,7 @@ def lint_text(text: str, path: str = "<text>", *, policy: Mapping[str, Any] | No
               shellcheck: bool = True) -> list[Finding]:
     """Lint one .def text."""
     ctx = _context(path, text, policy or {})
+    _check_parse(ctx)
     if shellcheck:
         _run_shellcheck([ctx])
     return sorted(_findings(ctx, set(select) if select else None, set(ignore)),
@@ -249,17 +280,24 @@ def lint_paths(paths: Sequence[str], *, policy: Mapping[str, Any] | None = None,
             except UnicodeDecodeError:
                 raise DefError("not UTF-8 text", file=path) from None
             contexts.append((_context(path, text, pol), None))
-    if shellcheck:
-        _run_shellcheck([c for c, _ in contexts])
-    out: list[Finding] = []
+    checker = _Shellcheck([c for c, _ in contexts] if shellcheck else [])
     sel = set(select) if select else None
+    raw_findings: list[tuple[Finding, dict[int, tuple[str, int]] | None]] = []
+    try:
+        for ctx, mapping in contexts:  # Python rules while shellcheck runs
+            _check_parse(ctx)
+            raw_findings += [(f, mapping) for f in _findings(ctx, sel, set(ignore), "python")]
+    finally:
+        checker.finish()
     for ctx, mapping in contexts:
-        for f in _findings(ctx, sel, set(ignore)):
-            if mapping is not None and f.line in mapping:
-                file, line = mapping[f.line]
-                f = Finding(file, line, f.code, f.severity,
-                            f"{f.message} (rendered .def line {f.line})")
-            out.append(f)
+        raw_findings += [(f, mapping) for f in _findings(ctx, sel, set(ignore), "shellcheck")]
+    out: list[Finding] = []
+    for f, mapping in raw_findings:
+        if mapping is not None and f.line in mapping:
+            file, line = mapping[f.line]
+            f = Finding(file, line, f.code, f.severity,
+                        f"{f.message} (rendered .def line {f.line})")
+        out.append(f)
     return sorted(out, key=lambda f: (f.file, f.line, f.code))
 
 
