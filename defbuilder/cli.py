@@ -334,6 +334,23 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+def _cmd_from_dockerfile(args: argparse.Namespace) -> int:
+    from .dockerfile import convert
+    from .render import render
+
+    try:
+        with open(args.dockerfile, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise DefError(f"cannot read: {exc.strerror}", file=args.dockerfile) from None
+    conversion = convert(text, args.dockerfile)
+    for warning in conversion.warnings:
+        print(f"defbuilder: warning: {warning}", file=sys.stderr)
+    out = render(conversion.recipe()) if args.to_def else conversion.source
+    _emit(out, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="defbuilder",
@@ -389,6 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("--no-shellcheck", action="store_true",
                       help="skip the shellcheck-based rules (DB110, DB111)")
     lint.set_defaults(func=_cmd_lint)
+
+    fromdf = sub.add_parser("from-dockerfile", help="convert a Dockerfile to a recipe",
+                            description="Write a defbuilder recipe script (or, with --def, "
+                            "the .def) with Docker's exact ENTRYPOINT/CMD semantics; what "
+                            "Apptainer cannot honour is reported as a warning "
+                            "(docs/from-dockerfile.md).")
+    fromdf.add_argument("dockerfile")
+    fromdf.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    fromdf.add_argument("--def", dest="to_def", action="store_true",
+                        help="print the rendered .def instead of the recipe script")
+    fromdf.set_defaults(func=_cmd_from_dockerfile)
 
     try_ = sub.add_parser(
         "try",

@@ -45,7 +45,30 @@ from .bases import Base
 if TYPE_CHECKING:
     from packaging.version import Version
 
-__all__ = ["PixiEnvironment"]
+__all__ = ["PixiEnvironment", "static_activation"]
+
+
+def _generator() -> str:
+    return (resources.files("defbuilder") / "templates" / "pixi_static_activation.bash"
+            ).read_text(encoding="utf-8").rstrip("\n")
+
+
+def static_activation(environment: str, manifest: str, activate: str,
+                      keep_pixi_exe: bool = False) -> str:
+    """``%post`` lines that turn an installed pixi environment's activation into a static
+    POSIX-sh file at ``activate`` (see the module doc). For builds that install pixi
+    environments themselves (e.g. converted Dockerfiles).
+
+    >>> text = static_activation("prod", "/app/pixi.toml", "/app/activate.sh")
+    >>> text.splitlines()[0].split(" > ")
+    ['pixi shell-hook --manifest-path /app/pixi.toml --environment prod --shell bash --frozen \
+--change-ps1 false', '/tmp/defbuilder-pixi-hook.bash']
+    """
+    from ..templating import render_template
+
+    return render_template("pixi_activation.sh.j2", manifest=manifest,
+                           environment=_env_name(environment), generator=_generator(),
+                           activate=activate, keep_pixi_exe=1 if keep_pixi_exe else 0)
 
 
 def _cuda_major(value: Base | Version | str | None) -> str | None:
@@ -123,8 +146,6 @@ class PixiEnvironment:
         """The build stage's ``%post`` body (POSIX sh; Apptainer runs it as /bin/sh -ex)."""
         from ..templating import render_template
 
-        generator = (resources.files("defbuilder") / "templates" /
-                     "pixi_static_activation.bash").read_text(encoding="utf-8")
         return render_template(
             "pixi_post.sh.j2",
             cuda=self.conda_override_cuda,
@@ -132,7 +153,7 @@ class PixiEnvironment:
             manifest=self.manifest_path,
             environment=self.environment,
             lock_mode=self.lock_mode,
-            generator=generator.rstrip("\n"),
+            generator=_generator(),
             activate=self.activate_path,
             entrypoint=self.entrypoint_path,
             keep_pixi_exe=1 if self.keep_pixi else 0,
