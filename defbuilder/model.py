@@ -755,10 +755,6 @@ def _files_list(value: Any) -> tuple[Files, ...]:
 # ---------------------------------------------------------------------------
 
 
-def _to_opt_script(value: Script | str | None) -> Script:
-    return _to_script(value)
-
-
 @attrs.frozen
 class App:
     """A SCIF app: ``%apprun NAME``, ``%appinstall NAME``... (apptainer-notes.md §7).
@@ -769,10 +765,10 @@ class App:
     """
 
     name: str
-    run: Script = attrs.field(factory=Script, converter=_to_opt_script)
-    start: Script = attrs.field(factory=Script, converter=_to_opt_script)
-    test: Script = attrs.field(factory=Script, converter=_to_opt_script)
-    install: Script = attrs.field(factory=Script, converter=_to_opt_script)
+    run: Script = attrs.field(factory=Script, converter=_to_script)
+    start: Script = attrs.field(factory=Script, converter=_to_script)
+    test: Script = attrs.field(factory=Script, converter=_to_script)
+    install: Script = attrs.field(factory=Script, converter=_to_script)
     env: Environment = attrs.field(factory=Environment, converter=Environment)
     labels: tuple[Label, ...] = attrs.field(default=(), converter=_labels)
     files: tuple[FileEntry, ...] = attrs.field(default=(), converter=_file_entries)
