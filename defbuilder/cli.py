@@ -498,6 +498,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except BrokenPipeError:
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:  # e.g. -o into a missing or read-only directory
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"defbuilder: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def run() -> None:  # pragma: no cover - console entry

@@ -206,3 +206,10 @@ def test_render_does_not_import_torch_or_jinja2(tmp_path):
                          cwd=ROOT, env={**os.environ})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_output_into_missing_directory_is_a_clear_error(tmp_path):
+    recipe = write(tmp_path, TWO_STAGE)
+    out = run_cli("render", str(recipe), "-o", str(tmp_path / "no" / "such" / "app.def"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "No such file or directory" in out.stderr

@@ -17,8 +17,16 @@ _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 DOCS = "https://github.com/defbuilder/defbuilder/blob/main/docs/lint-rules.md"
 
 
+def _shown(path: str) -> str:
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        if not rel.startswith(".."):
+            return rel
+    return path
+
+
 def to_text(findings: Sequence[Finding]) -> str:
-    return "".join(f"{f.file}:{f.line}: {f.code} [{f.severity}] {f.message}\n"
+    return "".join(f"{_shown(f.file)}:{f.line}: {f.code} [{f.severity}] {f.message}\n"
                    for f in findings)
 
 
