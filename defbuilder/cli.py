@@ -351,7 +351,9 @@ def _cmd_from_dockerfile(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``command``, other commands' costly options are left out
+    (``render`` is on the hot path: it must not import the condor module)."""
     parser = argparse.ArgumentParser(
         prog="defbuilder",
         description="Compose Apptainer definition files from Python recipes.",
@@ -450,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="drop the default requirements (keep only --requirements)")
     condor.add_argument("--key", action="append", metavar="KEY=VALUE",
                         help="any other submit key, e.g. +AccountingGroup=\"x\"")
-    _add_job_options(condor)
+    if command in (None, "condor"):
+        _add_job_options(condor)
     condor.set_defaults(func=_cmd_condor)
 
     build = sub.add_parser("build", help="render and run `apptainer build`")
@@ -485,8 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(words)
     try:
         return int(args.func(args))
     except DefError as exc:
