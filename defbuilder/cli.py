@@ -11,9 +11,13 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import DefError
+from .errors import DefError, read_text
+
+if TYPE_CHECKING:
+    from .model import Recipe
 
 __all__ = ["main", "write_atomic"]
 
@@ -85,11 +89,7 @@ def _read_def(path: str, sets: list[str] | None) -> str:
         from .render import render
 
         return render(load_recipe(path, parse_sets(sets)))
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise DefError(f"cannot read: {exc.strerror}", file=path) from None
+    return read_text(path)
 
 
 def _cmd_try(args: argparse.Namespace) -> int:
@@ -181,10 +181,7 @@ def _cmd_condor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_arg_names(recipe: object) -> set[str]:
-    from .model import Recipe
-
-    assert isinstance(recipe, Recipe)
+def _build_arg_names(recipe: Recipe) -> set[str]:
     return {a.name for s in recipe.stages for a in s.declared_build_args()}
 
 
@@ -338,12 +335,7 @@ def _cmd_from_dockerfile(args: argparse.Namespace) -> int:
     from .dockerfile import convert
     from .render import render
 
-    try:
-        with open(args.dockerfile, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise DefError(f"cannot read: {exc.strerror}", file=args.dockerfile) from None
-    conversion = convert(text, args.dockerfile)
+    conversion = convert(read_text(args.dockerfile), args.dockerfile)
     for warning in conversion.warnings:
         print(f"defbuilder: warning: {warning}", file=sys.stderr)
     out = render(conversion.recipe()) if args.to_def else conversion.source

@@ -77,7 +77,6 @@ class _Stage:
     workdir: str | None = None
     ran: bool = False
     pixi_envs: list[tuple[str, str, str]] = attrs.field(factory=list)  # (env, manifest, out)
-    activations: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -289,13 +288,17 @@ def _copy(ins: str, value: str, stage: _Stage, file: str, line: int,
             stage.post.append(f"chown -R {shlex.quote(flags['chown'])} {shlex.quote(target)}")
 
 
+def _activate_path(hook_out: str) -> str:
+    """Where the static activation goes: beside the generated entrypoint."""
+    return posixpath.join(posixpath.dirname(hook_out) or "/", "activate.sh")
+
+
 def _link_pixi(stages: list[_Stage], warn: Any) -> None:
     """An entrypoint generated from pixi shell-hook: add a static activation file in
     that stage, and source it in %environment where the environment is copied."""
     for stage in stages:
         for env, _manifest, out in stage.pixi_envs:
-            activate = posixpath.join(posixpath.dirname(out) or "/", "activate.sh")
-            stage.activations.append(activate)
+            activate = _activate_path(out)
             prefix_part = f".pixi/envs/{env}"
             for other in stages:
                 copies = [s for f, s, _d in other.files if f == stage.name and prefix_part in s]
@@ -326,7 +329,7 @@ def _source(stages: list[_Stage], global_args: dict[str, str | None], file: str)
            '`defbuilder from-dockerfile`."""', "",
            "from defbuilder import BuildArg, Environment, Files, Header, Recipe, Script, Stage",
            "from defbuilder.blocks import Entrypoint"]
-    if any(s.activations for s in stages):
+    if any(s.pixi_envs for s in stages):
         out.append("from defbuilder.blocks.pixi import static_activation")
     out.append("")
     names = []
@@ -367,10 +370,9 @@ def _source(stages: list[_Stage], global_args: dict[str, str | None], file: str)
         if st.labels:
             out.append(f"    labels={_py(st.labels)},")
         out.append(")")
-        for act in st.activations:
-            env, manifest, _o = st.pixi_envs[st.activations.index(act)]
+        for env, manifest, hook_out in st.pixi_envs:
             out.append(f"{var} = {var}.extend(post=static_activation({_py(env)}, "
-                       f"{_py(manifest)}, {_py(act)}))")
+                       f"{_py(manifest)}, {_py(_activate_path(hook_out))}))")
         is_final = i == len(stages) - 1
         if is_final and (st.entrypoint is not None or st.cmd is not None):
             kw = [_py(st.entrypoint)]

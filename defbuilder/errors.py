@@ -15,7 +15,7 @@ import os
 import sys
 from functools import lru_cache
 
-__all__ = ["DefError", "Origin", "caller_origin"]
+__all__ = ["DefError", "Origin", "caller_origin", "read_text"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -105,3 +105,14 @@ class DefError(Exception):
                     file = rel
             where = f"{file}:{self.line}: " if self.line else f"{file}: "
         return where + self.message
+
+
+def read_text(path: str, newline: str | None = None) -> str:
+    """A user's file as UTF-8 text; a missing or unreadable file is a ``DefError``."""
+    try:
+        with open(path, encoding="utf-8", newline=newline) as fh:
+            return fh.read()
+    except OSError as exc:
+        raise DefError(f"cannot read: {exc.strerror}", file=path) from None
+    except UnicodeDecodeError:
+        raise DefError("not UTF-8 text", file=path) from None

@@ -168,3 +168,13 @@ def test_indented_section_header_after_the_header_is_rejected():
         split_stages("Bootstrap: docker\nFrom: x\n%post\necho\n  %runscript\necho\n")
     [stage] = split_stages("  %post\necho\n")  # first token of a headerless file is trimmed
     assert stage.sections[0].name == "post"
+
+
+def test_try_on_a_non_utf8_file_is_a_clear_error(tmp_path):
+    from conftest import run_cli
+
+    d = tmp_path / "bin.def"
+    d.write_bytes(b"Bootstrap: docker\nFrom: \xff\xfe\n")
+    out = run_cli("try", "--show", str(d), "run")
+    assert out.returncode == 2 and f"{d}: not UTF-8 text" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import DefError
+from ..errors import DefError, read_text
 from ..parse import RawSection, RawStage, split_stages
 from .rules import RULES, Rule
 
@@ -272,14 +272,7 @@ def lint_paths(paths: Sequence[str], *, policy: Mapping[str, Any] | None = None,
             text = render(recipe)
             contexts.append((_context(path, text, pol), _recipe_origin_map(path, text, recipe)))
         else:
-            try:
-                with open(path, encoding="utf-8", newline="") as fh:
-                    text = fh.read()
-            except OSError as exc:
-                raise DefError(f"cannot read: {exc.strerror}", file=path) from None
-            except UnicodeDecodeError:
-                raise DefError("not UTF-8 text", file=path) from None
-            contexts.append((_context(path, text, pol), None))
+            contexts.append((_context(path, read_text(path, newline=""), pol), None))
     checker = _Shellcheck([c for c, _ in contexts] if shellcheck else [])
     sel = set(select) if select else None
     raw_findings: list[tuple[Finding, dict[int, tuple[str, int]] | None]] = []
