@@ -25,18 +25,30 @@ Rules (deffile.go unless noted):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
 import attrs
 
+from . import apptainer
+from .apptainer import (
+    APP_SECTIONS,
+    SECTIONS,
+    STAGE_START,
+    FilesSource,
+    body_entries,
+    files_source,
+    get_labels,
+    go_trim,
+    is_section_line,
+    scan_lines,
+    section_name,
+    split_files_line,
+)
 from .errors import DefError, Origin
+from .model import HEADER_KEYWORDS as HEADER_FIELDS
 from .model import (
-    AGENTS,
-    HEADER_KEYWORDS,
-    VALID_HEADER_KEYS,
     App,
     BuildArg,
     Environment,
@@ -50,29 +62,11 @@ from .model import (
 )
 
 __all__ = [
-    "APP_SECTIONS",
-    "SECTIONS",
     "RawSection",
     "RawStage",
-    "get_labels",
-    "handle_shebang",
     "parse",
-    "section_script_args",
-    "split_files_line",
     "split_stages",
 ]
-
-#: deffile.go ``validSections``.
-SECTIONS = frozenset(
-    {"help", "setup", "files", "labels", "environment", "pre", "post", "runscript",
-     "test", "startscript", "arguments"}
-)
-#: deffile.go ``appSections``.
-APP_SECTIONS = frozenset(
-    {"appinstall", "applabels", "appfiles", "appenv", "apptest", "apphelp", "apprun",
-     "appstart"}
-)
-_STAGE_SPLIT = re.compile(r"(?mi)^bootstrap:")
 
 
 @attrs.frozen
@@ -94,10 +88,20 @@ class RawStage:
     header_lines: dict[str, int]
     sections: tuple[RawSection, ...]
     line: int
+    #: Problems Apptainer's header reader stops at: (line, message).
+    header_errors: tuple[tuple[int, str], ...] = ()
+    _by_key: dict[tuple[str, str | None], list[RawSection]] = attrs.field(
+        init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        index: dict[tuple[str, str | None], list[RawSection]] = {}
+        for sec in self.sections:
+            index.setdefault((sec.name, sec.app), []).append(sec)
+        object.__setattr__(self, "_by_key", index)
 
     def section(self, name: str, app: str | None = None) -> RawSection | None:
         """All sections with this name merged as Apptainer does (bodies appended)."""
-        found = [s for s in self.sections if s.name == name and s.app == app]
+        found = self._by_key.get((name, app))
         if not found:
             return None
         args = ""
@@ -108,56 +112,31 @@ class RawStage:
 
     def apps(self) -> list[str]:
         """App names in first-seen order (deffile.go ``appOrder``)."""
-        order: list[str] = []
-        for s in self.sections:
-            if s.app is not None and s.app not in order:
-                order.append(s.app)
-        return order
-
-
-def _scan_lines(text: str) -> list[str]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+        return list(dict.fromkeys(s.app for s in self.sections if s.app is not None))
 
 
 def _chunks(text: str) -> Iterator[tuple[str, int]]:
-    starts = [m.start() for m in _STAGE_SPLIT.finditer(text)]
+    """The text of each stage (deffile.go ``All``) and its first line number."""
+    starts = [m.start() for m in STAGE_START.finditer(text)]
+    line = 1
     for a, b in pairwise([0, *starts, len(text)]):
         if b > a:
-            yield text[a:b], text.count("\n", 0, a) + 1
+            yield text[a:b], line
+            line += text.count("\n", a, b)
 
 
-def _parse_header(lines: list[tuple[int, str]], file: str | None,
-                  strict: bool = True) -> tuple[dict[str, str], dict[str, int]]:
+def _read_header(lines: list[tuple[int, str]]) -> tuple[dict[str, str], dict[str, int],
+                                                   list[tuple[int, str]]]:
     header: dict[str, str] = {}
     where: dict[str, int] = {}
-    key_cont, val_cont = "", ""
-    for n, raw in lines:
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            if key_cont:
-                header[key_cont] = val_cont
-                key_cont, val_cont = "", ""
-            continue
-        trim = line.split("#")[0]
-        if not val_cont:
-            key, sep, val = trim.partition(":")
-            if not sep:
-                if not strict:
-                    continue
-                raise DefError(f"header key {key} had no val", file=file, line=n)
-            key, val = key.strip().lower(), val.strip()
+    errors: list[tuple[int, str]] = []
+    for key, value, n in apptainer.read_header(lines):
+        if key is None:
+            errors.append((n, value))
         else:
-            key, val = key_cont, val_cont + trim.strip()
-            key_cont, val_cont = "", ""
-        if val.endswith("\\"):
-            key_cont, val_cont = key, val[:-1]
-            continue
-        header[key] = val
-        where[key] = n
-    return header, where
+            header[key] = value
+            where[key] = n
+    return header, where, errors
 
 
 def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> list[RawStage]:
@@ -172,10 +151,9 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
         head: list[tuple[int, str]] = []
         # (name, args, line, app, body lines) per section, in file order
         opened: list[tuple[str, str, int, str | None, list[str]]] = []
-        for offset, line in enumerate(_scan_lines(chunk)):
+        for offset, line in enumerate(scan_lines(chunk)):
             n = first_line + offset
-            # the first whitespace-separated word starts with % (bufio.ScanWords)
-            if not line.lstrip().startswith("%"):
+            if not is_section_line(line):
                 if opened:
                     opened[-1][4].append(line)
                 else:
@@ -184,12 +162,11 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
             # Only the stage's first token is TrimSpace'd (deffile.go doSections); an
             # indented section line after anything else keeps its leading space, so
             # getSectionName gives "" and Apptainer rejects it.
-            stripped = line if (opened or head) else line.strip()
-            split = stripped.lstrip("%").split(" ", 1)
-            name = split[0].lower()
-            args = split[1] if len(split) == 2 else ""
+            stripped = line if (opened or head) else go_trim(line)
+            name, args = section_name(stripped)
             app = None
             if name in APP_SECTIONS:
+                # parseTokenSection: SplitN(..., " ", 3); the second word is the app.
                 parts = stripped.lstrip("%").split(" ", 2)
                 if len(parts) < 2 or not parts[1]:
                     if strict:
@@ -203,91 +180,26 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
             opened.append((name, args, n, app, []))
         sections = [RawSection(name, args, "".join(b + "\n" for b in body), line, app)
                     for name, args, line, app, body in opened]
-        header, where = _parse_header(head, file, strict)
-        if not header and not sections:
+        header, where, errors = _read_header(head)
+        if errors and strict:
+            n, message = errors[0]
+            raise DefError(message, file=file, line=n)
+        if not header and not sections and not errors:
             continue  # comments only (deffile.go: errEmptyDefinition is skipped)
-        stages.append(RawStage(header, where, tuple(sections), first_line))
+        stages.append(RawStage(header, where, tuple(sections), first_line, tuple(errors)))
     if not stages and strict:
         raise DefError("no stages found in definition file", file=file, line=1)
     return stages
-
-
-def get_labels(body: str) -> dict[str, str]:
-    """``%labels`` body -> mapping, as deffile.go ``GetLabels`` reads it."""
-    labels: dict[str, str] = {}
-    for raw in body.strip().split("\n"):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition(" ")
-        labels[key.strip()] = value.strip()
-    return labels
-
-
-def handle_shebang(section: RawSection) -> str:
-    """The file Apptainer writes for %runscript/%startscript/%test.
-
-    internal/pkg/build/metadata.go ``handleShebangScript``: ``#!/bin/sh`` unless the
-    trimmed body starts with ``#!``, in which case the first line is the shebang
-    (and is removed from the body); section args (cut at ``#``) are appended to the
-    shebang; the file is ``shebang + "\\n\\n" + script + "\\n"``.
-    """
-    script = section.body
-    shebang = "#!/bin/sh"
-    if script.strip().startswith("#!"):
-        # SplitN(s.Script, "\n", 2): the first *raw* line, so a blank line above the
-        # #! leaves an empty shebang (the script then has none).
-        first, _, rest = script.partition("\n")
-        shebang, script = first.strip(), rest
-    if section.args:
-        shebang += " " + section.args.split("#")[0]
-    return shebang + "\n\n" + script + "\n"
-
-
-def section_script_args(section: RawSection, script_path: str) -> list[str]:
-    """The argv Apptainer runs a %setup/%pre/%post script with.
-
-    internal/pkg/build/stage.go ``getSectionScriptArgs``: ``/bin/sh -ex`` plus the
-    section args (cut at ``#``); after ``-c`` the rest is joined with the script
-    path into one argument, so ``%post -c /bin/bash`` runs
-    ``/bin/sh -ex -c "/bin/bash /.post.script"``.
-    """
-    args = ["/bin/sh", "-ex"]
-    params = section.args.split("#")[0].split()
-    for i, param in enumerate(params):
-        if param == "-c":
-            if i + 1 >= len(params):
-                raise DefError(f"bad {section.name} section '-c' parameter: missing arguments",
-                               line=section.line)
-            return [*args, *params[: i + 1], " ".join(params[i + 1:]) + " " + script_path]
-    return [*args, *params, script_path]
 
 
 # ---------------------------------------------------------------------------
 # Raw stages -> the typed model (defbuilder.model), with a source line on each node
 # ---------------------------------------------------------------------------
 
-#: deffile.go ``fileSplitter``: whitespace splits, except inside "..." and {{ var }}.
-_FILE_SPLITTER = re.compile(
-    r"""([^\s"']*{{\s*\w+\s*}}*[^\s{}"']*)+|([^\s"']+|"([^"]*)"|'([^']*))""", re.ASCII
-)
-
-
-def split_files_line(line: str) -> tuple[str, str]:
-    """One ``%files`` line -> (src, dst) as Apptainer reads it ("" dst = same path)."""
-    subs = [m.group(0) for m in _FILE_SPLITTER.finditer(line.strip())]
-    src = subs[0].strip().strip('"') if subs else ""
-    dst = subs[1].strip().strip('"') if len(subs) > 1 else ""
-    return src, dst
-
-
 def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
 
     entries = []
-    for offset, raw in enumerate(section.body.split("\n"), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    for offset, line in body_entries(section.body):
         src, dst = split_files_line(line)
         origin = Origin(file, section.line + offset)
         try:
@@ -302,8 +214,8 @@ def _script(section: RawSection | None, file: str | None, build: bool) -> Script
     if section is None:
         return _EMPTY_SCRIPT
     origin = Origin(file, section.line)
-    args = section.args.strip()
-    words = args.split()
+    args = go_trim(section.args)
+    words = apptainer.go_fields(args)
     try:
         if build and len(words) in (2, 3) and words[0] == "-c" and words[1].startswith("/") \
                 and words[2:] in ([], ["-e"]) and "#" not in args:
@@ -325,8 +237,7 @@ def _header(stage: RawStage, file: str | None) -> Header:
     if agent is None:
         raise DefError("stage has no Bootstrap: header (Apptainer needs one per stage)",
                        file=file, line=stage.line)
-    by_key = {k.lower(): f for f, k in HEADER_KEYWORDS.items()}
-    allowed = AGENTS.get(agent, frozenset()) | {"stage", "includecmd"}
+    by_key = {k.lower(): f for f, k in HEADER_FIELDS.items()}
     kwargs: dict[str, Any] = {}
     ignored: list[tuple[str, str]] = []
     other_urls: list[str] = []
@@ -334,20 +245,19 @@ def _header(stage: RawStage, file: str | None) -> Header:
         kline = stage.header_lines.get(key, line)
         if key == "bootstrap":
             continue
-        is_other = key.startswith("otherurl") and key[8:].isdigit()
-        if key not in VALID_HEADER_KEYS and not is_other:
+        if not apptainer.is_valid_header_key(key):
             raise DefError(f"invalid header keyword found: {key}", file=file, line=kline)
         if not value:
             raise DefError(f"header key {key} had no val", file=file, line=kline)
-        if is_other and "otherurl" in allowed:
+        reads = apptainer.agent_reads(agent, key)
+        if apptainer.is_other_url(key) and reads:
             other_urls.append(value)
         elif key == "includecmd" and value.lower() in ("yes", "no", "true", "false"):
             kwargs["include_cmd"] = value.lower() in ("yes", "true")
-        elif key in allowed and key in by_key:
+        elif reads and key in by_key:
             kwargs[by_key[key]] = value
         else:
-            keyword = by_key.get(key)
-            ignored.append((HEADER_KEYWORDS[keyword] if keyword else key, value))
+            ignored.append((apptainer.HEADER_KEYWORD_SPELLING.get(key, key), value))
     try:
         return Header(agent, other_urls=other_urls, ignored=ignored, origin=origin, **kwargs)
     except DefError as exc:
@@ -361,12 +271,8 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     files = []
     seen_files: list[RawSection] = [s for s in raw.sections if s.name == "files"]
     for fsec in seen_files:
-        fields = fsec.args.split("#")[0].split()
-        if not fields:
-            from_stage = None
-        elif len(fields) == 2:
-            from_stage = fields[1]  # stage.go: two fields; the word "from" is not checked
-        else:
+        source, from_stage = files_source(fsec.args)
+        if source is FilesSource.IGNORED:
             warnings.append(f"{file}:{fsec.line}: %files {fsec.args!r}: Apptainer ignores "
                             "a %files section with these arguments; dropped")
             continue
@@ -389,10 +295,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     args = raw.section("arguments")
     if args is not None:
         declared = []
-        for offset, rawline in enumerate(args.body.split("\n"), start=1):
-            line = rawline.strip()
-            if not line or line.startswith("#"):
-                continue
+        for offset, line in body_entries(args.body):
             key, sep, value = line.partition("=")
             if not sep or not key.strip():
                 warnings.append(f"{file}:{args.line + offset}: %arguments line {line!r} is "

@@ -21,6 +21,7 @@ apt-get update
 
 from __future__ import annotations
 
+from .apptainer import BUILD_SECTIONS
 from .model import (
     App,
     BuildArg,
@@ -41,7 +42,6 @@ _SAFE_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@+=:,./-"
 )
 _FILES_BARE_FORBIDDEN = frozenset("\"' \t\n\r\f\v")
-_BUILD_SECTIONS = frozenset({"pre", "setup", "post"})
 INDENT = "    "
 
 
@@ -114,7 +114,7 @@ def _script_section(name: str, script: Script, *, args: str = "") -> list[str]:
         head += " " + script.args
     body = script.body
     if script.shell is not None:
-        if name in _BUILD_SECTIONS:
+        if name in BUILD_SECTIONS:
             head += f" -c {script.shell}" + (" -e" if script.errexit else "")
         else:
             body = f"#!{script.shell}\n{body}"

@@ -50,8 +50,9 @@ from typing import IO, Any
 
 import attrs
 
+from .apptainer import app_script, get_labels, handle_shebang, section_script_args
 from .errors import DefError
-from .parse import RawStage, get_labels, handle_shebang, section_script_args, split_stages
+from .parse import RawStage, split_stages
 
 __all__ = ["ACTIONS", "Image", "available", "unpack"]
 
@@ -255,7 +256,7 @@ def _write_apps(stage: RawStage, root: Path) -> None:
                             ("apptest", "test")):
             sec = stage.section(part, app)
             if sec is not None:
-                _write(d / "scif" / fname, "#!/bin/sh\n\n" + sec.body + "\n")
+                _write(d / "scif" / fname, app_script(sec.body))
         env = stage.section("appenv", app)
         if env is not None:
             _write(d / "scif" / "env" / "90-environment.sh", env.body)

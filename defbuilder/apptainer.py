@@ -1,0 +1,555 @@
+"""Apptainer's own rules, each stated once: how it reads a .def and what it runs.
+
+Everything here is a decision Apptainer makes, not one of ours: which sections
+exist and what kind each is, which header keywords each bootstrap agent reads,
+how a line is split, cut at ``#``, continued or read as a new section or stage,
+what ``{{ NAME }}`` placeholders match, and what file or argv the build writes
+for a script section. ``model`` (validation), ``parse`` (reading), ``render``
+(writing), ``runtime`` (the entry harness), ``lint`` and ``dockerfile`` import
+these; none re-derives a rule.
+
+Sources are apptainer/apptainer at tag ``v1.5.3`` (``SOURCE`` below), file and
+function named at each rule, and the user documentation at
+https://apptainer.org/docs/user/latest/definition_files.html.
+
+This module must stay cheap to import (it is on the CLI's start-up path) and
+must not know about the model: it works on plain strings.
+
+>>> section_params("-c /bin/bash -e # comment")
+['-c', '/bin/bash', '-e']
+>>> is_stage_start("BootStrap: docker"), is_stage_start("  Bootstrap: docker")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+__all__ = [
+    "AGENTS",
+    "ALWAYS_ACCEPTED_KEYS",
+    "APP_SCRIPT_SECTIONS",
+    "APP_SECTIONS",
+    "BUILD_SECTIONS",
+    "GO_SPACE",
+    "HEADER_KEYWORD_SPELLING",
+    "PLACEHOLDER",
+    "REQUIRED_KEYS",
+    "SECTIONS",
+    "SHEBANG_SECTIONS",
+    "SOURCE",
+    "STAGE_START",
+    "VALID_HEADER_KEYS",
+    "FilesSource",
+    "ScriptSection",
+    "SectionKind",
+    "agent_key",
+    "agent_reads",
+    "app_script",
+    "body_entries",
+    "c_shell",
+    "files_source",
+    "get_labels",
+    "go_fields",
+    "go_trim",
+    "handle_shebang",
+    "has_placeholder",
+    "is_other_url",
+    "is_section_line",
+    "is_stage_start",
+    "is_valid_header_key",
+    "read_header",
+    "scan_lines",
+    "section_kind",
+    "section_name",
+    "section_params",
+    "section_script_args",
+    "shell_sections",
+    "split_files_line",
+    "strip_args_comment",
+]
+
+#: Where the rules below were read; cite ``SOURCE + "path"`` in messages and docs.
+SOURCE = "https://github.com/apptainer/apptainer/blob/v1.5.3/"
+_DEFFILE = "pkg/build/types/parser/deffile.go"
+
+# ---------------------------------------------------------------------------
+# Go's notion of white space
+# ---------------------------------------------------------------------------
+
+#: ``unicode.IsSpace`` (used by ``strings.TrimSpace``, ``strings.Fields`` and
+#: ``bufio.ScanWords``): ASCII \t \n \v \f \r and space, U+0085, U+00A0 and the
+#: Unicode White_Space characters. Unlike Python's ``str.isspace`` it excludes
+#: U+001C-U+001F, so ``str.strip()``/``str.split()`` must not stand in for it.
+GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_GO_SPACE_RUN = "[" + re.escape(GO_SPACE) + "]+"
+
+
+def go_trim(text: str) -> str:
+    """``strings.TrimSpace``.
+
+    >>> go_trim(" a\\x1f "), " a\\x1f ".strip()
+    ('a\\x1f', 'a')
+    """
+    return text.strip(GO_SPACE)
+
+
+def go_fields(text: str) -> list[str]:
+    """``strings.Fields`` (and the words of ``bufio.ScanWords``)."""
+    return [w for w in re.split(_GO_SPACE_RUN, text) if w]
+
+
+# ---------------------------------------------------------------------------
+# Lines, stages and section lines
+# ---------------------------------------------------------------------------
+
+
+def scan_lines(text: str) -> list[str]:
+    """Lines as ``bufio.ScanLines`` cuts them: at ``\\n``, dropping one ``\\r`` before it.
+
+    A lone ``\\r`` is not a line break, and ``\\r\\r\\n`` keeps one ``\\r``. Files must
+    therefore be read without newline translation (``newline=""``).
+
+    >>> scan_lines("a\\r\\nb\\rc\\r\\r\\n")
+    ['a', 'b\\rc\\r']
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+#: deffile.go ``All``: stages are split at ``(?mi)^bootstrap:``. Go's ``(?i)`` uses
+#: simple case folding, under which ``s`` also matches the long s (U+017F); no other
+#: letter of "bootstrap" has a non-ASCII fold. The class spells that out, so the
+#: match does not depend on Python's own case-insensitive tables.
+STAGE_START = re.compile("^[bB][oO][oO][tT][sS\u017f][tT][rR][aA][pP]:", re.MULTILINE)
+
+
+def is_stage_start(line: str) -> bool:
+    """Whether this line starts a new stage (deffile.go ``All``)."""
+    return STAGE_START.match(line) is not None
+
+
+def is_section_line(line: str) -> bool:
+    """Whether this line opens a section: its first word starts with ``%``.
+
+    deffile.go ``scanDefinitionFile`` takes the first word with ``bufio.ScanWords``,
+    so indentation does not stop a line from being a section header.
+    """
+    words = go_fields(line)
+    return bool(words) and words[0].startswith("%")
+
+
+def section_name(line: str) -> tuple[str, str]:
+    """(lowercased name, args) of a section line, as ``getSectionName`` and
+    ``parseTokenSection`` split it: leading ``%`` removed, cut at the first space.
+
+    >>> section_name("%Post -c /bin/bash")
+    ('post', '-c /bin/bash')
+    """
+    name, _, args = line.lstrip("%").partition(" ")
+    return name.lower(), args
+
+
+def strip_args_comment(args: str) -> str:
+    """Section arguments before the first ``#`` (``strings.Split(args, "#")[0]``).
+
+    Every consumer does this: util.go ``getSectionScriptArgs``, metadata.go
+    ``handleShebangScript``, stage.go ``copyFiles``/``copyFilesFrom``.
+    """
+    return args.split("#", 1)[0]
+
+
+def section_params(args: str) -> list[str]:
+    """Section arguments as the build reads them: cut at ``#``, split into fields."""
+    return go_fields(strip_args_comment(args))
+
+
+class FilesSource(enum.Enum):
+    """What a ``%files`` section's arguments make of it (stage.go)."""
+
+    HOST = "host"  # no arguments: copied from the host (copyFiles)
+    STAGE = "stage"  # two fields: copied from the stage named second (copyFilesFrom)
+    IGNORED = "ignored"  # anything else: neither function copies it
+
+
+def files_source(args: str) -> tuple[FilesSource, str | None]:
+    """Where a ``%files ARGS`` section copies from.
+
+    stage.go ``copyFiles`` takes sections whose args, cut at ``#``, are exactly
+    ``""``; ``copyFilesFrom`` those with two fields and uses the second as the
+    stage name (the word ``from`` is not checked). Anything else is skipped.
+
+    >>> files_source(""), files_source("from build # x")
+    ((<FilesSource.HOST: 'host'>, None), (<FilesSource.STAGE: 'stage'>, 'build'))
+    >>> files_source(" ")[0]
+    <FilesSource.IGNORED: 'ignored'>
+    """
+    clean = strip_args_comment(args)
+    if clean == "":
+        return FilesSource.HOST, None
+    fields = go_fields(clean)
+    if len(fields) == 2:
+        return FilesSource.STAGE, fields[1]
+    return FilesSource.IGNORED, None
+
+
+# ---------------------------------------------------------------------------
+# Sections and their kinds
+# ---------------------------------------------------------------------------
+
+#: deffile.go ``validSections``.
+SECTIONS = frozenset(
+    {"help", "setup", "files", "labels", "environment", "pre", "post", "runscript",
+     "test", "startscript", "arguments"}
+)
+#: deffile.go ``appSections``: the second word of the line is the app name.
+APP_SECTIONS = frozenset(
+    {"appinstall", "applabels", "appfiles", "appenv", "apptest", "apphelp", "apprun",
+     "appstart"}
+)
+
+
+class SectionKind(enum.Enum):
+    """How Apptainer uses a section's body."""
+
+    #: Run at build time as ``/bin/sh -ex [ARGS] SCRIPT``; ``-c`` chooses a shell
+    #: (internal/pkg/build/util.go ``getSectionScriptArgs``).
+    BUILD_SCRIPT = "build-script"
+    #: Written as a file whose first line is ``#!/bin/sh`` unless the body starts
+    #: with its own ``#!`` line; ARGS are appended to it
+    #: (internal/pkg/build/metadata.go ``handleShebangScript``).
+    SHEBANG_SCRIPT = "shebang-script"
+    #: Sourced by the action scripts before every run/exec/shell/test/start
+    #: (metadata.go ``insertEnvScript``; apps.go for ``%appenv``).
+    SOURCED = "sourced"
+    #: SCIF app scripts, always written as ``#!/bin/sh`` with no shebang handling
+    #: (internal/pkg/build/apps/apps.go); ``%appinstall`` runs at build time.
+    APP_SCRIPT = "app-script"
+    #: One entry per line (``%files``, ``%labels``, ``%arguments`` and app forms).
+    LINES = "lines"
+    #: Plain text (``%help``, ``%apphelp``).
+    TEXT = "text"
+
+
+_KINDS: Mapping[str, SectionKind] = {
+    "setup": SectionKind.BUILD_SCRIPT,
+    "pre": SectionKind.BUILD_SCRIPT,
+    "post": SectionKind.BUILD_SCRIPT,
+    "runscript": SectionKind.SHEBANG_SCRIPT,
+    "startscript": SectionKind.SHEBANG_SCRIPT,
+    "test": SectionKind.SHEBANG_SCRIPT,
+    "environment": SectionKind.SOURCED,
+    "appenv": SectionKind.SOURCED,
+    "apprun": SectionKind.APP_SCRIPT,
+    "appstart": SectionKind.APP_SCRIPT,
+    "apptest": SectionKind.APP_SCRIPT,
+    "appinstall": SectionKind.APP_SCRIPT,
+    "files": SectionKind.LINES,
+    "appfiles": SectionKind.LINES,
+    "labels": SectionKind.LINES,
+    "applabels": SectionKind.LINES,
+    "arguments": SectionKind.LINES,
+    "help": SectionKind.TEXT,
+    "apphelp": SectionKind.TEXT,
+}
+
+
+def section_kind(name: str) -> SectionKind | None:
+    """The kind of a (lowercased) section name; ``None`` for one Apptainer refuses."""
+    return _KINDS.get(name)
+
+
+def shell_sections(kind: SectionKind) -> tuple[str, ...]:
+    """Section names of one kind, in a fixed order."""
+    return tuple(name for name, k in _KINDS.items() if k is kind)
+
+
+#: ``%setup``, ``%pre``, ``%post``: run with ``/bin/sh -ex`` at build time.
+BUILD_SECTIONS = shell_sections(SectionKind.BUILD_SCRIPT)
+#: ``%runscript``, ``%startscript``, ``%test``: the only sections whose ``#!`` counts.
+SHEBANG_SECTIONS = shell_sections(SectionKind.SHEBANG_SCRIPT)
+#: ``%apprun``, ``%appstart``, ``%apptest``, ``%appinstall``.
+APP_SCRIPT_SECTIONS = shell_sections(SectionKind.APP_SCRIPT)
+
+
+# ---------------------------------------------------------------------------
+# The header
+# ---------------------------------------------------------------------------
+
+#: Every header keyword Apptainer accepts (deffile.go ``validHeaders``); its
+#: ``otherurl&n`` entry stands for ``OtherURL`` followed by digits (``is_other_url``).
+VALID_HEADER_KEYS = frozenset({
+    "bootstrap", "from", "includecmd", "mirrorurl", "updateurl", "osversion", "include",
+    "library", "registry", "namespace", "stage", "product", "user", "regcode", "productpgp",
+    "registerurl", "modules", "fingerprints", "confurl", "setopt", "target", "frontend",
+    "filename", "buildargs",
+})
+
+#: The documented spelling of each keyword (definition_files.rst), for messages and
+#: for rendering: the parser lowercases keys, so any spelling reads the same.
+HEADER_KEYWORD_SPELLING: Mapping[str, str] = {
+    "bootstrap": "Bootstrap", "from": "From", "stage": "Stage", "registry": "Registry",
+    "namespace": "Namespace", "includecmd": "IncludeCmd", "library": "Library",
+    "fingerprints": "Fingerprints", "mirrorurl": "MirrorURL", "updateurl": "UpdateURL",
+    "osversion": "OSVersion", "include": "Include", "setopt": "Setopt",
+    "confurl": "ConfURL", "product": "Product", "user": "User", "regcode": "Regcode",
+    "productpgp": "ProductPGP", "registerurl": "RegisterURL", "modules": "Modules",
+    "target": "Target", "frontend": "Frontend", "filename": "Filename",
+    "buildargs": "BuildArgs", "otherurl": "OtherURL",
+}
+
+
+def is_other_url(key: str) -> bool:
+    """Whether a header key is ``OtherURL<digits>``.
+
+    deffile.go ``doHeader``: an unknown key has ``\\d+$`` (ASCII digits in Go's RE2)
+    replaced by ``&n`` and is accepted if that is ``otherurl&n``.
+
+    >>> is_other_url("OtherURL0"), is_other_url("otherurl"), is_other_url("otherurl\u0661")
+    (True, False, False)
+    """
+    low = key.lower()
+    digits = low[8:]
+    return low.startswith("otherurl") and bool(digits) and digits.isascii() and digits.isdigit()
+
+
+def is_valid_header_key(key: str) -> bool:
+    """Whether ``doHeader`` accepts this (lowercased) key."""
+    return key in VALID_HEADER_KEYS or is_other_url(key)
+
+
+_DOCKERLIKE = frozenset({"from", "registry", "namespace"})
+#: Keys each bootstrap agent reads (internal/pkg/build/sources/conveyorPacker_*.go;
+#: https://apptainer.org/docs/user/latest/appendix.html). ``stage`` and
+#: ``includecmd`` (``ALWAYS_ACCEPTED_KEYS``) are accepted for every agent.
+AGENTS: Mapping[str, frozenset[str]] = {
+    "docker": _DOCKERLIKE,
+    "docker-archive": _DOCKERLIKE,
+    "docker-daemon": _DOCKERLIKE,
+    "oci": _DOCKERLIKE,
+    "oci-archive": _DOCKERLIKE,
+    "library": frozenset({"from", "library", "fingerprints"}),
+    "oras": frozenset({"from", "fingerprints"}),
+    "shub": frozenset({"from"}),
+    "localimage": frozenset({"from", "fingerprints"}),
+    "yum": frozenset({"mirrorurl", "updateurl", "osversion", "include", "setopt"}),
+    "dnf": frozenset({"mirrorurl", "updateurl", "osversion", "include", "setopt"}),
+    "debootstrap": frozenset({"mirrorurl", "osversion", "include"}),
+    "zypper": frozenset({
+        "include", "osversion", "mirrorurl", "updateurl", "product", "user", "regcode",
+        "productpgp", "registerurl", "modules", "otherurl",
+    }),
+    "arch": frozenset({"confurl", "include"}),
+    "busybox": frozenset({"mirrorurl"}),
+    "buildkit": frozenset({"from", "target", "frontend", "filename", "buildargs"}),
+    "dockerfile": frozenset({"from", "target", "frontend", "filename", "buildargs"}),
+    "scratch": frozenset(),
+}
+#: ``Stage:`` (the build's stage names) and ``IncludeCmd:`` (read by no agent) are
+#: accepted whatever the agent.
+ALWAYS_ACCEPTED_KEYS = frozenset({"stage", "includecmd"})
+
+#: Keys an agent refuses to build without. ``From:`` is mandatory for image sources
+#: (appendix.rst); the others are the agents' own errors, e.g. "invalid debootstrap
+#: header, no mirrorurl specified" (conveyorPacker_debootstrap.go).
+REQUIRED_KEYS: Mapping[str, tuple[str, ...]] = {
+    **{a: ("from",) for a in ("docker", "docker-archive", "docker-daemon", "oci",
+                               "oci-archive", "library", "oras", "shub", "localimage")},
+    "yum": ("mirrorurl",),
+    "dnf": ("mirrorurl",),
+    "debootstrap": ("mirrorurl", "osversion"),
+    "busybox": ("mirrorurl",),
+}
+
+
+def agent_key(key: str) -> str:
+    """The key as the agent tables name it (``otherurl3`` -> ``otherurl``)."""
+    low = key.lower()
+    return "otherurl" if is_other_url(low) else low
+
+
+def agent_reads(agent: str, key: str) -> bool:
+    """Whether Bootstrap ``agent`` reads header ``key`` (any case, ``OtherURLn`` too)."""
+    return agent_key(key) in AGENTS.get(agent, frozenset()) | ALWAYS_ACCEPTED_KEYS
+
+
+def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, str, int]]:
+    """Header ``(key, value, line)`` triples as deffile.go ``doHeader`` reads them.
+
+    ``lines`` are ``(line number, text)`` pairs. Blank and ``#`` lines are skipped;
+    the rest of a line is cut at ``#``; ``key: value`` is split at the first ``:``,
+    the key lowercased, both trimmed; a value ending in ``\\`` continues on the next
+    line (a trailing literal ``\\n`` becomes a newline). A value still continued at
+    the end of the header is dropped, as in Go. Keys are not validated here
+    (``is_valid_header_key``).
+
+    What Apptainer refuses is yielded as ``(None, message, line)`` and reading goes
+    on: a line without ``:`` ("header key ... had no val"), and a continued value
+    followed by a blank or comment line, which doHeader stores into the
+    definition's still-nil header map, so Apptainer panics.
+    """
+    key_cont: str | None = None
+    val_cont = ""
+    start = 0
+    for n, raw in lines:
+        line = go_trim(raw)
+        if not line or line.startswith("#"):
+            if key_cont is not None:
+                yield None, (
+                    f"header {key_cont}: a value ending in '\\' is followed by a blank or "
+                    "comment line, which makes Apptainer crash (deffile.go doHeader "
+                    "assigns to a nil map); end the value or continue it on the next line"
+                ), start
+                key_cont, val_cont = None, ""
+            continue
+        trim = line.split("#", 1)[0]
+        if key_cont is None:
+            key, sep, val = trim.partition(":")
+            if not sep:
+                yield None, f"header key {key} had no val", n
+                continue
+            key, val, start = go_trim(key).lower(), go_trim(val), n
+        else:
+            key, val = key_cont, val_cont + go_trim(trim)
+            key_cont, val_cont = None, ""
+        if val.endswith("\\"):
+            key_cont, val_cont = key, val[:-1]
+            if val_cont.endswith("\\n"):
+                val_cont = val_cont[:-2] + "\n"
+            continue
+        yield key, val, start
+
+
+# ---------------------------------------------------------------------------
+# Build-argument placeholders
+# ---------------------------------------------------------------------------
+
+#: internal/pkg/build/args/reader.go: ``{{\\s*(\\w+)\\s*}}`` is replaced as text
+#: before the file is parsed (``\\w`` and ``\\s`` are ASCII in Go's RE2).
+PLACEHOLDER = re.compile(r"{{\s*(\w+)\s*}}", re.ASCII)
+
+
+def has_placeholder(text: str) -> bool:
+    """Whether Apptainer would substitute a ``{{ NAME }}`` in ``text``."""
+    return "{{" in text and PLACEHOLDER.search(text) is not None
+
+
+# ---------------------------------------------------------------------------
+# Line-oriented sections
+# ---------------------------------------------------------------------------
+
+#: deffile.go ``fileSplitter``: whitespace splits, except inside "..." and {{ var }}.
+_FILE_SPLITTER = re.compile(
+    r"""([^\s"']*{{\s*\w+\s*}}*[^\s{}"']*)+|([^\s"']+|"([^"]*)"|'([^']*))""", re.ASCII
+)
+
+
+def split_files_line(line: str) -> tuple[str, str]:
+    """One ``%files`` line -> (src, dst) as deffile.go reads it ("" dst = same path)."""
+    words = [m.group(0) for m in _FILE_SPLITTER.finditer(go_trim(line))]
+    src = go_trim(words[0]).strip('"') if words else ""
+    dst = go_trim(words[1]).strip('"') if len(words) > 1 else ""
+    return src, dst
+
+
+def body_entries(body: str) -> Iterator[tuple[int, str]]:
+    """(offset, trimmed line) of the entries of a ``%files``/``%labels`` body.
+
+    deffile.go trims the body and each line and skips blank lines and lines that
+    start with ``#``. ``offset`` is 1 for the body's first line.
+    """
+    for offset, raw in enumerate(body.split("\n"), start=1):
+        line = go_trim(raw)
+        if line and not line.startswith("#"):
+            yield offset, line
+
+
+def get_labels(body: str) -> dict[str, str]:
+    """``%labels`` body -> mapping, as deffile.go ``GetLabels`` reads it (split at the
+    first space; a later key replaces an earlier one)."""
+    labels: dict[str, str] = {}
+    for _offset, line in body_entries(body):
+        key, _, value = line.partition(" ")
+        labels[go_trim(key)] = go_trim(value)
+    return labels
+
+
+# ---------------------------------------------------------------------------
+# What the build writes and runs for script sections
+# ---------------------------------------------------------------------------
+
+
+class ScriptSection(Protocol):
+    """A section as read: its name, raw arguments, body and first line."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def args(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+
+
+def handle_shebang(section: ScriptSection) -> str:
+    """The file Apptainer writes for %runscript/%startscript/%test.
+
+    internal/pkg/build/metadata.go ``handleShebangScript``: ``#!/bin/sh`` unless the
+    trimmed body starts with ``#!``, in which case the first raw line is the
+    shebang (and is removed from the body); section args (cut at ``#``) are
+    appended to the shebang; the file is ``shebang + "\\n\\n" + script + "\\n"``.
+    """
+    script = section.body
+    shebang = "#!/bin/sh"
+    if go_trim(script).startswith("#!"):
+        # SplitN(s.Script, "\n", 2): the first *raw* line, so a blank line above the
+        # #! leaves an empty shebang (the script then has none).
+        first, _, rest = script.partition("\n")
+        shebang, script = go_trim(first), rest
+    if section.args:
+        shebang += " " + strip_args_comment(section.args)
+    return shebang + "\n\n" + script + "\n"
+
+
+def app_script(body: str) -> str:
+    """A SCIF app's run/start/test file (apps.go: ``#!/bin/sh`` and the body)."""
+    return "#!/bin/sh\n\n" + body + "\n"
+
+
+def section_script_args(section: ScriptSection, script_path: str) -> list[str]:
+    """The argv Apptainer runs a %setup/%pre/%post script with.
+
+    internal/pkg/build/util.go ``getSectionScriptArgs``: ``/bin/sh -ex`` plus the
+    section args (cut at ``#``); after ``-c`` the rest is joined with the script
+    path into one argument, so ``%post -c /bin/bash`` runs
+    ``/bin/sh -ex -c "/bin/bash /.post.script"``.
+    """
+    from .errors import DefError
+
+    args = ["/bin/sh", "-ex"]
+    params = section_params(section.args)
+    for i, param in enumerate(params):
+        if param == "-c":
+            if i + 1 >= len(params):
+                raise DefError(f"bad {section.name} section '-c' parameter: missing arguments",
+                               line=section.line)
+            return [*args, *params[: i + 1], " ".join(params[i + 1:]) + " " + script_path]
+    return [*args, *params, script_path]
+
+
+def c_shell(args: str) -> list[str] | None:
+    """The words after ``-c`` in build-section args (the inner shell command), if any."""
+    params = section_params(args)
+    if "-c" in params:
+        return params[params.index("-c") + 1:]
+    return None
