@@ -7,43 +7,17 @@ User mistakes (``DefError``) print one ``file:line: message`` line and exit 2;
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import DefError, read_text
+from .fileio import write_atomic
 
-if TYPE_CHECKING:
-    from .model import Recipe
-
-__all__ = ["main", "write_atomic"]
+__all__ = ["main"]
 
 EXIT_USER_ERROR = 2
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and a rename.
-
-    On any error the temp file is removed and ``path`` is left as it was.
-    """
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".defbuilder-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -123,113 +97,35 @@ def _cmd_try(args: argparse.Namespace) -> int:
         return proc.wait()
 
 
-def _condor_defaults(path: str) -> dict[str, object]:
-    """A recipe module's optional ``job`` mapping: defaults for ``defbuilder condor``."""
-    if not path.endswith(".py"):
-        return {}
-    from .loader import load_module
-
-    job = getattr(load_module(path), "job", None)
-    if job is None:
-        return {}
-    if not isinstance(job, dict):
-        raise DefError("`job` must be a dict of CondorJob fields", file=path)
-    return dict(job)
-
-
 def _cmd_condor(args: argparse.Namespace) -> int:
-    import attrs
+    from .condor import job_from, write_job
 
-    from .condor import CondorJob
-
-    defaults = _condor_defaults(args.recipe)
-    fields = dict(defaults)
-    for f in attrs.fields(CondorJob):
-        value = getattr(args, "job_" + f.name, None)
-        if value is not None:
-            fields[f.name] = value
-    given = tuple(getattr(args, "job_requirements", None) or ())
-    if args.no_default_requirements:
-        fields["requirements"] = given
-    elif given:
-        base = defaults.get("requirements", attrs.fields(CondorJob).requirements.default)
-        fields["requirements"] = (*tuple(base), *given)  # type: ignore[arg-type]
-    if "image" not in fields:
-        raise DefError("give the container image with --image (oras://..., osdf:///... or "
-                       "a .sif)")
-    extra = {}
-    for item in args.key or ():
-        k, sep, v = item.partition("=")
-        if not sep or not k.strip():
-            raise DefError(f"--key {item!r}: expected KEY=VALUE")
-        extra[k.strip()] = v.strip()
-    if extra:
-        fields["extra"] = extra
-    try:
-        job = CondorJob(**fields)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise DefError(f"bad job settings: {exc}", file=args.recipe) from None
-    os.makedirs(args.output, exist_ok=True)
-    sub = os.path.join(args.output, f"{job.name}.sub")
-    wrapper = os.path.join(args.output, job.executable)
-    write_atomic(sub, job.submit())
-    write_atomic(wrapper, job.wrapper())
-    os.chmod(wrapper, 0o755)
+    options = {k[len("job_"):]: v for k, v in vars(args).items() if k.startswith("job_")}
+    job = job_from(args.recipe, options, keys=args.key or (),
+                   default_requirements=not args.no_default_requirements)
+    sub, wrapper = write_job(job, args.output)
     print(f"wrote {sub} and {wrapper}")
     print(f"submit:      condor_submit {sub}")
     print(f"interactive: condor_submit -interactive {sub}")
     return 0
 
 
-def _build_arg_names(recipe: Recipe) -> set[str]:
-    return {a.name for s in recipe.stages for a in s.declared_build_args()}
-
-
 def _cmd_build(args: argparse.Namespace) -> int:
-    import subprocess
-    import tempfile
-
-    from .images import apptainer_binary, hash_name
+    from .images import apptainer_binary, build_arg_flags, build_image, image_path
     from .loader import load_recipe, parse_sets
     from .render import render
 
     recipe = load_recipe(args.recipe, parse_sets(args.set))
     text = render(recipe)
     binary = apptainer_binary()
-    declared = _build_arg_names(recipe)
-    flags: list[str] = []
-    for item in args.build_arg or ():
-        name, sep, _value = item.partition("=")
-        if not sep:
-            raise DefError(f"--build-arg {item!r}: expected NAME=VALUE")
-        if name not in declared:
-            # Apptainer stops on unused build args (cmd/internal/cli/build_linux.go)
-            raise DefError(f"--build-arg {name}: the recipe declares no such argument "
-                           f"(declared: {', '.join(sorted(declared)) or 'none'})")
-        flags += ["--build-arg", item]
-    recipe_dir = os.path.dirname(os.path.abspath(args.recipe))
-    default_name = os.path.basename(recipe_dir) if os.path.basename(
-        args.recipe) == "recipe.py" else os.path.splitext(os.path.basename(args.recipe))[0]
-    output = os.path.abspath(args.output or default_name + ".sif")
-    fd, def_path = tempfile.mkstemp(prefix=".defbuilder-", suffix=".def", dir=recipe_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        argv = [binary, "build", *flags, *(args.apptainer_arg or []), output, def_path]
-        print("+ " + " ".join(argv), file=sys.stderr, flush=True)
-        # progress goes to stderr, so stdout carries only the image path
-        status = subprocess.run(argv, cwd=recipe_dir, stdout=sys.stderr.fileno()).returncode
-    finally:
-        os.unlink(def_path)
+    flags = [*build_arg_flags(recipe, args.build_arg or ()), *(args.apptainer_arg or ())]
+    status, image = build_image(binary, text, args.recipe, image_path(args.recipe, args.output),
+                                flags=flags, hash_named=args.hash_name)
     if status != 0:
         print(f"defbuilder: {os.path.basename(binary)} build failed with status {status}",
               file=sys.stderr)
         return status
-    if args.hash_name:
-        named = hash_name(output)
-        os.replace(output, named)
-        output = named
-    print(output)
+    print(image)
     return 0
 
 
@@ -505,9 +401,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
 
 
-def run() -> None:  # pragma: no cover - console entry
-    sys.exit(main())
-
-
 if __name__ == "__main__":  # pragma: no cover
-    run()
+    sys.exit(main())

@@ -16,18 +16,26 @@ then the workload, and exits with the workload's status.
 '(GPUs_DriverVersion >= 12.0) && (OpSysMajorVer > 7)'
 >>> job.submit().splitlines()[-1]
 'queue 1'
+
+``defbuilder condor`` is ``job_from`` (defaults, then the recipe's ``job`` dict, then
+the command line) and ``write_job`` (NAME.sub and the wrapper).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from .errors import DefError
+from .fileio import write_atomic
 
-__all__ = ["CondorJob"]
+__all__ = ["CondorJob", "job_defaults", "job_from", "write_job"]
+
+
+DEFAULT_REQUIREMENTS = ("(GPUs_DriverVersion >= 12.0)", "(OpSysMajorVer > 7)")
 
 
 def _tuple(value: Any) -> tuple[str, ...]:
@@ -77,8 +85,7 @@ class CondorJob:
     gpus_minimum_capability: str | None = "5.0"
     gpus_minimum_memory: str | None = None
     requirements: tuple[str, ...] = attrs.field(
-        default=("(GPUs_DriverVersion >= 12.0)", "(OpSysMajorVer > 7)"),
-        converter=_requirements)
+        default=DEFAULT_REQUIREMENTS, converter=_requirements)
     want_gpu_lab: bool = True
     gpu_job_length: str | None = "short"
     job_duration_category: str | None = None
@@ -158,3 +165,70 @@ class CondorJob:
         return render_template("condor_wrapper.sh.j2", executable=self.executable,
                                activate=self.activate, gpu_check=self.gpu_check,
                                command=self.command)
+
+
+def job_defaults(recipe_path: str) -> dict[str, Any]:
+    """A recipe module's optional ``job`` mapping: defaults for ``defbuilder condor``.
+
+    A ``.def`` (or any file that is not a ``.py`` recipe script) has none.
+    """
+    if not recipe_path.endswith(".py"):
+        return {}
+    from .loader import load_module
+
+    job = getattr(load_module(recipe_path), "job", None)
+    if job is None:
+        return {}
+    if not isinstance(job, dict):
+        raise DefError("`job` must be a dict of CondorJob fields", file=recipe_path)
+    return dict(job)
+
+
+def job_from(recipe_path: str, options: Mapping[str, Any] | None = None, *,
+             default_requirements: bool = True, keys: Iterable[str] = ()) -> CondorJob:
+    """The job ``defbuilder condor`` writes: layered defaults, recipe, command line.
+
+    * CHTC's defaults (``CondorJob``'s), then the recipe's ``job`` dict
+      (``job_defaults``), then ``options`` (field name -> value; ``None`` is unset);
+    * ``options["requirements"]`` are *added* to the recipe's (or the default)
+      requirements; with ``default_requirements=False`` they are the only ones;
+    * ``keys``: extra submit keys as ``KEY=VALUE`` (``--key``); they replace the
+      recipe's ``extra``.
+    """
+    defaults = job_defaults(recipe_path)
+    fields = dict(defaults)
+    fields.update({k: v for k, v in (options or {}).items() if v is not None})
+    given = tuple((options or {}).get("requirements") or ())
+    if not default_requirements:
+        fields["requirements"] = given
+    elif given:
+        base = defaults.get("requirements", DEFAULT_REQUIREMENTS)
+        fields["requirements"] = (*_requirements(base), *given)
+    if "image" not in fields:
+        raise DefError("give the container image with --image (oras://..., osdf:///... or "
+                       "a .sif)")
+    extra = {}
+    for item in keys:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise DefError(f"--key {item!r}: expected KEY=VALUE")
+        extra[k.strip()] = v.strip()
+    if extra:
+        fields["extra"] = extra
+    try:
+        return CondorJob(**fields)
+    except TypeError as exc:
+        raise DefError(f"bad job settings: {exc}", file=recipe_path) from None
+
+
+def write_job(job: CondorJob, directory: str) -> tuple[str, str]:
+    """Write ``NAME.sub`` and the executable wrapper into ``directory`` (made if missing).
+
+    Both are written atomically; the wrapper is executable. Returns their paths.
+    """
+    os.makedirs(directory, exist_ok=True)
+    sub = os.path.join(directory, f"{job.name}.sub")
+    wrapper = os.path.join(directory, job.executable)
+    write_atomic(sub, job.submit())
+    write_atomic(wrapper, job.wrapper(), mode=0o755)
+    return sub, wrapper

@@ -9,6 +9,9 @@ tests put a fake on PATH. Nothing here runs at ``render`` time.
   OSDF caches are immutable, so an existing *different* file of the same name is
   refused (an identical one is fine).
 * ``chtc_exec_argv``: the seed's CHTC-like ``apptainer exec`` line.
+* ``build_image``: ``apptainer build`` of a rendered .def, written to a hidden temp
+  file beside the recipe (``%files`` paths resolve from there) and removed after;
+  ``image_path`` names the image, ``build_arg_flags`` checks ``--build-arg``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .errors import DefError
 
-__all__ = ["apptainer_binary", "chtc_exec_argv", "hash_name", "osdf_url", "sha256_file",
-           "stage_image"]
+if TYPE_CHECKING:
+    from .model import Recipe
+
+__all__ = ["apptainer_binary", "build_arg_flags", "build_image", "chtc_exec_argv",
+           "hash_name", "image_path", "osdf_url", "sha256_file", "stage_image"]
 
 _CHUNK = 1 << 20
 INSTALL_HINT = ("install Apptainer (https://apptainer.org/docs/admin/main/installation.html; "
@@ -102,3 +111,70 @@ def chtc_exec_argv(binary: str, image: str, command: Sequence[str], cwd: str) ->
     return [binary, "exec", "--scratch", "/tmp", "--scratch", "/var/tmp", "--workdir", cwd,
             "--pwd", cwd, "--bind", cwd, "--no-home", "--containall", "--nv", image,
             *(command or ["bash"])]
+
+
+def image_path(recipe_path: str, output: str | None = None) -> str:
+    """Where ``build`` writes the image, as an absolute path.
+
+    ``output`` when given, else ``NAME.sif`` in the current directory: NAME is the
+    recipe's directory for ``.../NAME/recipe.py``, else the script's own stem.
+
+    >>> os.path.basename(image_path("recipes/hello_pytorch/recipe.py"))
+    'hello_pytorch.sif'
+    >>> os.path.basename(image_path("train.py"))
+    'train.sif'
+    """
+    if output:
+        return os.path.abspath(output)
+    if os.path.basename(recipe_path) == "recipe.py":
+        name = os.path.basename(os.path.dirname(os.path.abspath(recipe_path)))
+    else:
+        name = os.path.splitext(os.path.basename(recipe_path))[0]
+    return os.path.abspath(name + ".sif")
+
+
+def build_arg_flags(recipe: Recipe, items: Sequence[str]) -> list[str]:
+    """``--build-arg NAME=VALUE`` flags for ``apptainer build``, each checked.
+
+    Apptainer stops on a build arg the .def does not declare
+    (``cmd/internal/cli/build_linux.go``), so that is refused here, before building.
+    """
+    declared = {a.name for s in recipe.stages for a in s.declared_build_args()}
+    flags: list[str] = []
+    for item in items:
+        name, sep, _value = item.partition("=")
+        if not sep:
+            raise DefError(f"--build-arg {item!r}: expected NAME=VALUE")
+        if name not in declared:
+            raise DefError(f"--build-arg {name}: the recipe declares no such argument "
+                           f"(declared: {', '.join(sorted(declared)) or 'none'})")
+        flags += ["--build-arg", item]
+    return flags
+
+
+def build_image(binary: str, def_text: str, recipe_path: str, output: str, *,
+                flags: Sequence[str] = (), hash_named: bool = False) -> tuple[int, str]:
+    """Run ``BINARY build FLAGS OUTPUT DEF``; return (its exit status, the image path).
+
+    The .def is written to a hidden temp file in the recipe's directory, which is
+    also the working directory, and removed afterwards. The command line and
+    apptainer's progress go to stderr (stdout is left for the image path). With
+    ``hash_named``, a built image is renamed to ``hash_name(output)``.
+    """
+    import tempfile
+
+    recipe_dir = os.path.dirname(os.path.abspath(recipe_path))
+    fd, def_path = tempfile.mkstemp(prefix=".defbuilder-", suffix=".def", dir=recipe_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(def_text)
+        argv = [binary, "build", *flags, output, def_path]
+        print("+ " + " ".join(argv), file=sys.stderr, flush=True)
+        status = subprocess.run(argv, cwd=recipe_dir, stdout=sys.stderr.fileno()).returncode
+    finally:
+        os.unlink(def_path)
+    if status == 0 and hash_named:
+        named = hash_name(output)
+        os.replace(output, named)
+        output = named
+    return status, output

@@ -14,7 +14,7 @@ from conftest import ROOT, run_cli
 from harness import needs_namespaces
 
 from defbuilder import DefError
-from defbuilder.condor import CondorJob
+from defbuilder.condor import DEFAULT_REQUIREMENTS, CondorJob, job_from, write_job
 from defbuilder.runtime import unpack
 
 htcondor2 = pytest.importorskip("htcondor2", reason="pip install -e '.[test]' installs htcondor")
@@ -102,6 +102,61 @@ def test_bad_jobs(kw, message):
         CondorJob(**kw)
 
 
+def _job_recipe(tmp_path: Path, job: str) -> str:
+    path = tmp_path / "recipe.py"
+    path.write_text("from defbuilder import Header, Stage\n"
+                    "recipe = Stage(Header.docker('ubuntu:24.04'))\n" + job)
+    return str(path)
+
+
+def test_job_from_layers_defaults_then_recipe_then_options(tmp_path):
+    recipe = _job_recipe(tmp_path, "job = {'name': 'train', 'request_gpus': 2, "
+                         "'requirements': '(HasCHTCStaging)', 'extra': {'+A': '1'}}\n")
+    job = job_from(recipe, {"image": "x.sif", "request_gpus": 4, "queue": None})
+    assert (job.name, job.request_gpus, job.queue) == ("train", 4, 1)
+    assert job.requirements == ("(HasCHTCStaging)",) and job.extra == (("+A", "1"),)
+    # --requirements adds to the recipe's (one string is one requirement) ...
+    job = job_from(recipe, {"image": "x.sif", "requirements": ["(B)"]})
+    assert job.requirements == ("(HasCHTCStaging)", "(B)")
+    # ... or to the defaults; --no-default-requirements keeps only the given ones
+    assert job_from(str(RECIPE), {"image": "x.sif", "requirements": ["(B)"]}).requirements == (
+        *DEFAULT_REQUIREMENTS, "(B)")
+    assert job_from(recipe, {"image": "x.sif", "requirements": ["(B)"]},
+                    default_requirements=False).requirements == ("(B)",)
+    assert job_from(recipe, {"image": "x.sif"}, default_requirements=False).requirements == ()
+    # --key replaces the recipe's extra keys
+    job = job_from(recipe, {"image": "x.sif"}, keys=[" +B = \"2\" ", "+C="])
+    assert job.extra == (("+B", '"2"'), ("+C", ""))
+
+
+@pytest.mark.parametrize(("job", "options", "keys", "message"), [
+    ("", {}, (), "give the container image with --image"),
+    ("job = ['x']\n", {"image": "x.sif"}, (), "`job` must be a dict"),
+    ("job = {'gpus': 1}\n", {"image": "x.sif"}, (), "bad job settings"),
+    ("", {"image": "x.sif"}, ["novalue"], "--key 'novalue': expected KEY=VALUE"),
+    ("", {"image": "x.sif"}, ["=v"], "expected KEY=VALUE"),
+])
+def test_job_from_mistakes(tmp_path, job, options, keys, message):
+    with pytest.raises(DefError, match=message):
+        job_from(_job_recipe(tmp_path, job), options, keys=keys)
+
+
+def test_job_from_a_def_has_no_recipe_defaults(tmp_path):
+    d = tmp_path / "app.def"
+    d.write_text("Bootstrap: docker\nFrom: ubuntu:24.04\n")
+    assert job_from(str(d), {"image": "x.sif"}) == CondorJob(image="x.sif")
+
+
+def test_write_job_writes_the_submit_file_and_an_executable_wrapper(tmp_path):
+    job = CondorJob(image="x.sif", name="train", executable="train.sh")
+    sub, wrapper = write_job(job, str(tmp_path / "out"))
+    assert (sub, wrapper) == (str(tmp_path / "out" / "train.sub"),
+                              str(tmp_path / "out" / "train.sh"))
+    assert Path(sub).read_text() == job.submit() and Path(wrapper).read_text() == job.wrapper()
+    assert os.stat(sub).st_mode & 0o777 == 0o644 and os.stat(wrapper).st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.sh", "train.sub"]
+
+
 def test_wrapper_passes_shellcheck(tmp_path):
     exe = shutil.which("shellcheck", path=str(ROOT / ".venv" / "bin")) or shutil.which(
         "shellcheck")
@@ -185,6 +240,27 @@ def test_build_hash_name_matches_openssl(tmp_path, fake_apptainer):
     assert not list(recipe.parent.glob(".defbuilder-*"))  # temp def removed
     assert run_cli("hash", str(produced)).stdout.strip() == str(
         produced.with_name(f"app-{sha8}-{hashlib.sha256(data).hexdigest()[:8]}.sif"))
+
+
+def test_image_path_names_the_image_after_the_recipe(tmp_path, monkeypatch):
+    from defbuilder.images import image_path
+
+    monkeypatch.chdir(tmp_path)
+    assert image_path("proj/recipe.py") == str(tmp_path / "proj.sif")
+    assert image_path("proj/train.py") == str(tmp_path / "train.sif")
+    assert image_path("proj/recipe.py", "out/x.sif") == str(tmp_path / "out" / "x.sif")
+
+
+def test_build_arg_flags_only_for_declared_arguments(tmp_path):
+    from defbuilder.images import build_arg_flags
+    from defbuilder.loader import load_recipe
+
+    recipe = load_recipe(str(_recipe(tmp_path)), {})
+    assert build_arg_flags(recipe, ["TAG=22.04"]) == ["--build-arg", "TAG=22.04"]
+    with pytest.raises(DefError, match=r"--build-arg NOPE: .* \(declared: TAG\)"):
+        build_arg_flags(recipe, ["NOPE=1"])
+    with pytest.raises(DefError, match="expected NAME=VALUE"):
+        build_arg_flags(recipe, ["TAG"])
 
 
 def test_build_failures(tmp_path, fake_apptainer):

@@ -180,3 +180,41 @@ def test_parse_to_python_renders_back_to_the_same_meaning(tmp_path, name):
     rendered = run_cli("render", str(tmp_path / "r.py"))
     assert rendered.returncode == 0, rendered.stderr
     assert parse(rendered.stdout) == load(name)
+
+
+# --- what the build makes of a section: metadata.go handleShebangScript, -------------------
+# getSectionScriptArgs; deffile.go getSectionName (no harness needed)
+
+
+def test_shebang_first_line_chooses_interpreter_and_args_are_appended():
+    from defbuilder.apptainer import handle_shebang
+
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%runscript -x # comment\n"
+                           "#!/bin/bash\necho hi\n")
+    assert handle_shebang(stage.section("runscript")) == "#!/bin/bash -x \n\necho hi\n\n"
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%runscript\n\n#!/bin/bash\necho\n")
+    # a blank line above the #! leaves an empty shebang (SplitN of the raw body)
+    assert handle_shebang(stage.section("runscript")).startswith("\n\n#!/bin/bash")
+
+
+def test_post_args_follow_get_section_script_args():
+    from defbuilder.apptainer import section_script_args
+
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%post -c /bin/bash -e\necho\n")
+    assert section_script_args(stage.section("post"), "/.post.script") == [
+        "/bin/sh", "-ex", "-c", "/bin/bash -e /.post.script"]
+    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%post\necho\n")
+    assert section_script_args(stage.section("post"), "/s") == ["/bin/sh", "-ex", "/s"]
+
+
+def test_unknown_section_is_rejected_like_apptainer():
+    with pytest.raises(DefError, match="invalid section"):
+        split_stages("Bootstrap: docker\nFrom: x\n%environments\nexport A=1\n", "x.def")
+
+
+def test_indented_section_header_after_the_header_is_rejected():
+    # deffile.go: getSectionName("  %runscript") is "", an invalid section
+    with pytest.raises(DefError, match="invalid section"):
+        split_stages("Bootstrap: docker\nFrom: x\n%post\necho\n  %runscript\necho\n")
+    [stage] = split_stages("  %post\necho\n")  # first token of a headerless file is trimmed
+    assert stage.sections[0].name == "post"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from defbuilder.parse import parse
+from defbuilder.parse import parse, split_stages
 
 spython = pytest.importorskip("spython.main.parse.parsers", reason="spython is in [test]")
 writers = pytest.importorskip("spython.main.parse.writers")
@@ -37,6 +37,30 @@ def test_agrees_that_duplicate_sections_append():
     assert sp("duplicate_sections.def")["spython-base"].install == ["echo one", "echo two"]
     assert ours("duplicate_sections.def").stages[0].post.body.split() == [
         "echo", "one", "echo", "two"]
+    post = ours("duplicate_sections.def").stages[0].post.body
+    assert [line.strip() for line in post.splitlines() if line.strip()] == sp(
+        "duplicate_sections.def")["spython-base"].install
+
+
+def _lines(stage, name: str) -> list[str]:
+    """A top-level section's non-blank lines, stripped, duplicates appended (spython's view)."""
+    return [line.strip() for s in stage.sections if s.name == name and s.app is None
+            for line in s.body.splitlines() if line.strip()]
+
+
+# Files where spython reads every section it models as Apptainer does; where it does
+# not (multistage_pixi.def, arguments.def, ...), the tests below pin the difference.
+@pytest.mark.parametrize("name", ["conda.def", "crlf.def", "singularity2.def",
+                                  "duplicate_sections.def", "case_tabs_nonewline.def",
+                                  "scif_apps.def"])
+def test_split_matches_spython_on_sections(name):
+    [stage] = split_stages((DEFS / name).read_bytes().decode("utf-8"))
+    [theirs] = sp(name).values()
+    assert theirs.fromHeader == stage.header["from"]
+    assert theirs.install == _lines(stage, "post")
+    assert theirs.files == _lines(stage, "files")
+    assert theirs.labels == _lines(stage, "labels")
+    assert [theirs.cmd] == (_lines(stage, "runscript") or [None])  # one-line runscripts
 
 
 def test_spython_lowercases_header_values():
