@@ -4,11 +4,15 @@
 >>> text = render(Recipe([Stage(Header.docker("ubuntu:24.04"), runscript='exec echo "$@"')]))
 >>> text.splitlines()[:2]
 ['Bootstrap: docker', 'From: ubuntu:24.04']
+>>> parse(text).stages[0].runscript.body
+'exec echo "$@"'
 """
 
 from .errors import DefError
 from .model import (
     App,
+    Base,
+    Block,
     BuildArg,
     Environment,
     Export,
@@ -21,12 +25,15 @@ from .model import (
     Sections,
     Stage,
 )
+from .parse import parse
 from .render import render
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Base",
+    "Block",
     "BuildArg",
     "DefError",
     "Environment",
@@ -40,5 +47,6 @@ __all__ = [
     "Sections",
     "Stage",
     "__version__",
+    "parse",
     "render",
 ]

@@ -201,11 +201,7 @@ def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
     entries = []
     for offset, line in body_entries(section.body):
         src, dst = split_files_line(line)
-        origin = Origin(file, section.line + offset)
-        try:
-            entries.append(FileEntry(src, dst or None, origin=origin))
-        except DefError as exc:
-            raise DefError(exc.message, origin=origin) from None
+        entries.append(FileEntry(src, dst or None, origin=Origin(file, section.line + offset)))
     return entries
 
 
@@ -216,14 +212,11 @@ def _script(section: RawSection | None, file: str | None, build: bool) -> Script
     origin = Origin(file, section.line)
     args = go_trim(section.args)
     words = apptainer.go_fields(args)
-    try:
-        if build and len(words) in (2, 3) and words[0] == "-c" and words[1].startswith("/") \
-                and words[2:] in ([], ["-e"]) and "#" not in args:
-            return Script(section.body, shell=words[1], errexit=words[2:] == ["-e"],
-                          verbatim=True, origin=origin)
-        return Script(section.body, args=section.args.rstrip(), verbatim=True, origin=origin)
-    except DefError as exc:
-        raise DefError(exc.message, origin=origin) from None
+    if build and len(words) in (2, 3) and words[0] == "-c" and words[1].startswith("/") \
+            and words[2:] in ([], ["-e"]) and "#" not in args:
+        return Script(section.body, shell=words[1], errexit=words[2:] == ["-e"],
+                      verbatim=True, origin=origin)
+    return Script(section.body, args=section.args.rstrip(), verbatim=True, origin=origin)
 
 
 _EMPTY_SCRIPT = Script(origin=Origin(None, None))
@@ -258,10 +251,7 @@ def _header(stage: RawStage, file: str | None) -> Header:
             kwargs[by_key[key]] = value
         else:
             ignored.append((apptainer.HEADER_KEYWORD_SPELLING.get(key, key), value))
-    try:
-        return Header(agent, other_urls=other_urls, ignored=ignored, origin=origin, **kwargs)
-    except DefError as exc:
-        raise DefError(exc.message, origin=origin) from None
+    return Header(agent, other_urls=other_urls, ignored=ignored, origin=origin, **kwargs)
 
 
 def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
@@ -301,7 +291,8 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
                 warnings.append(f"{file}:{args.line + offset}: %arguments line {line!r} is "
                                 "not NAME=value (Apptainer warns and ignores it)")
                 continue
-            declared.append(BuildArg(key.strip(), value.strip()))
+            declared.append(BuildArg(go_trim(key), go_trim(value),
+                                     origin=Origin(file, args.line + offset)))
         sections["arguments"] = declared
     apps = []
     for name in raw.apps():
@@ -315,10 +306,12 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
                 parts[part] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
         sec = raw.section("appenv", name)
         if sec is not None:
-            parts["env"] = Environment(Script(sec.body, verbatim=True))
+            parts["env"] = Environment(Script(sec.body, verbatim=True,
+                                              origin=Origin(file, sec.line)))
         sec = raw.section("applabels", name)
         if sec is not None:
-            parts["labels"] = list(get_labels(sec.body).items())
+            parts["labels"] = [Label(k, v, origin=Origin(file, sec.line))
+                               for k, v in get_labels(sec.body).items()]
         sec = raw.section("appfiles", name)
         if sec is not None:
             parts["files"] = _files_entries(sec, file)

@@ -148,3 +148,67 @@ def test_select_and_replace_stage():
 def test_equal_values_are_equal_whereever_made():
     assert Stage(UBUNTU, post="a") == Stage(Header.docker("ubuntu:24.04"), post="a")
     assert hash(BuildArg("A", "1")) == hash(BuildArg("A", "1"))
+
+
+# --- constructor types: checked where the value enters, at the user's line ---------------
+
+BAD_ARGUMENTS = [
+    ({"apps": "nope"}, "apps: expected App or a list of App, got str"),
+    ({"labels": 42}, "labels: expected a mapping or a list of Label, got int"),
+    ({"post": 42}, "post: expected a Script or a str, got int"),
+    ({"files": 42}, "files: expected Files or paths, got int"),
+    ({"apps": [App("a"), "b"]}, "apps: expected App or a list of App, got a list holding str 'b'"),
+    ({"arguments": 3.5}, "arguments: expected a mapping or a list of BuildArg, got float"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_ARGUMENTS)
+def test_wrong_types_are_def_errors_at_the_callers_line(kwargs, message):
+    with pytest.raises(DefError) as info:
+        Stage(UBUNTU, **kwargs)
+    assert info.value.message == message
+    assert info.value.file == __file__  # the line that built the Stage, not the package
+
+
+def test_wrong_type_in_a_recipe_names_the_recipe_line(tmp_path):
+    from conftest import run_cli
+
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text('from defbuilder import Header, Recipe, Stage\n'
+                      'h = Header.docker("ubuntu:24.04")\n'
+                      'recipe = Recipe([Stage(h, apps="nope")])\n')
+    out = run_cli("render", str(recipe))
+    assert out.returncode == 2 and out.stdout == ""
+    assert f"{recipe}:3: apps: expected App or a list of App, got str" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_mypy_strict_rejects_wrong_constructor_types(tmp_path):
+    """The converters' parameter types are what mypy checks callers against."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    good = tmp_path / "good.py"
+    good.write_text(
+        "from defbuilder import App, Files, Header, Recipe, Script, Stage\n"
+        "h = Header.docker('ubuntu:24.04')\n"
+        "r = Recipe([Stage(h, post='x', labels={'a': 'b'}, environment={'A': '1'},\n"
+        "                  files=['a', ('b', 'c')], apps=[App('x', run='echo')],\n"
+        "                  arguments={'A': '1'}, help='hi', runscript=Script('y'))])\n"
+        "r2 = Recipe(Stage(h, files=Files(['a'])))\n")
+    bad = tmp_path / "bad.py"
+    bad.write_text("from defbuilder import Header, Stage\n"
+                   "h = Header.docker('ubuntu:24.04')\n"
+                   "s1 = Stage(h, labels=42)\n"
+                   "s2 = Stage(h, apps='nope')\n")
+    root = Path(__file__).resolve().parent.parent
+    env = {"MYPYPATH": str(root), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir",
+           str(tmp_path / "cache")]
+    ok = subprocess.run([*cmd, str(good)], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout
+    out = subprocess.run([*cmd, str(bad)], env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert 'bad.py:3: error: Argument "labels" to "Stage"' in out.stdout
+    assert 'bad.py:4: error: Argument "apps" to "Stage"' in out.stdout
