@@ -63,6 +63,7 @@ __all__ = [
     "is_valid_header_key",
     "read_header",
     "scan_lines",
+    "scif_env_name",
     "section_kind",
     "section_name",
     "section_params",
@@ -519,6 +520,18 @@ def handle_shebang(section: ScriptSection) -> str:
     if section.args:
         shebang += " " + strip_args_comment(section.args)
     return shebang + "\n\n" + script + "\n"
+
+
+def scif_env_name(app: str) -> str:
+    """An app name as it appears in ``SCIF_APP*_<name>`` variables.
+
+    internal/pkg/build/apps/apps.go ``globalAppEnv``: ``[^a-zA-Z0-9_]`` -> ``_``
+    (ASCII classes in Go's RE2).
+
+    >>> scif_env_name("my-app.v2")
+    'my_app_v2'
+    """
+    return "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in app)
 
 
 def app_script(body: str) -> str:

@@ -50,7 +50,13 @@ from typing import IO, Any
 
 import attrs
 
-from .apptainer import app_script, get_labels, handle_shebang, section_script_args
+from .apptainer import (
+    app_script,
+    get_labels,
+    handle_shebang,
+    scif_env_name,
+    section_script_args,
+)
 from .errors import DefError
 from .parse import RawStage, split_stages
 
@@ -223,15 +229,11 @@ def _write(path: Path, text: str, mode: int = 0o755) -> None:
     path.chmod(mode)
 
 
-def _scif_name(app: str) -> str:
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in app)
-
-
 def _write_apps(stage: RawStage, root: Path) -> None:
     apps = stage.apps()
     base = ["#!/bin/sh", "# defbuilder harness: what apps.go writes into 94-appsbase.sh"]
     for app in apps:
-        n = _scif_name(app)
+        n = scif_env_name(app)
         approot = f"/scif/apps/{app}"
         d = root / "scif" / "apps" / app
         for sub in ("bin", "lib", "scif/env"):
