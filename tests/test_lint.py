@@ -4,17 +4,20 @@ runs once per lint."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
 
-from defbuilder.lint import RULES, lint_text
+from defbuilder.lint import RULES, Severity, lint_text
 from defbuilder.lint.docs import rules_markdown
-from defbuilder.lint.engine import shellcheck_binary
+from defbuilder.lint.engine import load_policy, load_policy_file, shellcheck_binary
 from defbuilder.lint.rules import EXAMPLE_POLICY
+from defbuilder.parse import parse, split_stages
 
 DEFS = Path(__file__).parent / "defs"
 HAS_SHELLCHECK = shellcheck_binary() is not None
@@ -27,7 +30,7 @@ def _codes(text: str, rule) -> set[str]:
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.code for r in RULES])
 def test_rule_fires_on_bad_example(rule):
-    if rule.code in ("DB110", "DB111") and not HAS_SHELLCHECK:
+    if rule.needs_shellcheck and not HAS_SHELLCHECK:
         pytest.skip("shellcheck not installed")
     assert rule.code in _codes(rule.bad, rule)
 
@@ -187,3 +190,114 @@ def test_policy_file_option(tmp_path):
     out = run_cli("lint", "--policy", str(pol), "--select", "DP202", str(d))
     assert out.returncode == 1 and "DP202" in out.stdout
     assert run_cli("lint", "--select", "DP202", str(d)).returncode == 0  # no policy found
+
+
+# --- rules are declared once, beside their checks, and read Apptainer's rules from one place
+
+LINT = ROOT / "defbuilder" / "lint"
+
+
+def test_rule_properties_are_data_on_the_rules():
+    assert all(isinstance(r.severity, Severity) for r in RULES)
+    assert {r.severity.value for r in RULES} <= {"error", "warning", "info"}
+    assert len({r.check for r in RULES}) == len(RULES)  # one check per rule
+    codes = {r.code for r in RULES}
+    assert all(set(r.supersedes) <= codes for r in RULES)
+    # nothing in the engine names a rule: what it acts on is declared on the rule
+    engine = (LINT / "engine.py").read_text()
+    assert "\"DB1" not in engine and "\"DP2" not in engine
+
+
+def test_no_shellcheck_help_names_the_shellcheck_rules():
+    out = run_cli("lint", "--help", env={"COLUMNS": "1000"}).stdout
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("--no-shellcheck"))
+    assert set(re.findall(r"D[BP]\d{3}", line)) == {r.code for r in RULES if r.needs_shellcheck}
+
+
+def test_rules_and_engine_do_not_import_each_other():
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((LINT / name).read_text())
+        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+    assert "engine" not in imports("rules.py") and "engine" not in imports("context.py")
+    assert "rules" not in imports("context.py")
+
+
+@pytest.mark.parametrize("pattern", [
+    'split("#")', "split('#')", 'startswith("otherurl")', r"{{\s*", "PLACEHOLDER_PATTERN",
+    '("pre", "setup", "post")', '("post", "setup", "pre")',
+    '("runscript", "startscript", "test")', "..model",
+])
+def test_lint_does_not_restate_apptainer_rules(pattern):
+    """Section kinds, the # cut, OtherURL, placeholders and agents come from
+    defbuilder.apptainer (a fact stated twice drifts: docs/lint.md)."""
+    for path in LINT.glob("*.py"):
+        assert pattern not in path.read_text(), f"{path.name} restates {pattern!r}"
+
+
+# --- regressions: header continuation lines, lone CR ---------------------------------------
+
+HEADER_CONTINUATIONS = [
+    "From: ubuntu:24.04 \\\n\nIncludeCmd: yes\\\n",
+    "From: ubuntu:24.04 \\\n\nRegistry: https://r \\\n",
+    "From: ubuntu:24.04\nIncludeCmd: yes\\\n# note\nRegistry: https://r \\\n\n",
+    "From: ubuntu:24.04\nRegistry: https://r \\\n  x\n",
+]
+
+
+@pytest.mark.parametrize("header", HEADER_CONTINUATIONS)
+def test_continued_header_values_are_findings_not_crashes(header, tmp_path):
+    text = "Bootstrap: docker\n" + header + "%test\n    true\n"
+    stage = split_stages(text, strict=False)[0]
+    assert set(stage.header) <= set(stage.header_lines)
+    findings = lint_text(text, "x.def", shellcheck=False)
+    errors = {(f.line, f.message) for f in findings if f.code == "DB100"}
+    assert set(stage.header_errors) <= errors  # each of Apptainer's header errors, once
+    assert len([f for f in findings if f.code == "DB100"]) == len(errors)
+    assert findings and any(f.severity is Severity.ERROR for f in findings)
+    path = tmp_path / "x.def"
+    path.write_text(text)
+    out = run_cli("lint", "--no-shellcheck", str(path))
+    assert out.returncode == 1 and "Traceback" not in out.stderr and out.stdout
+
+
+def test_blank_line_after_continued_header_value_is_db100():
+    text = "Bootstrap: docker\nFrom: ubuntu:24.04 \\\n\nIncludeCmd: yes\\\n"
+    [hit] = [f for f in lint_text(text, shellcheck=False) if f.code == "DB100"]
+    assert hit.line == 2 and "crash" in hit.message
+
+
+def test_lint_and_parse_read_a_lone_cr_alike(tmp_path):
+    """bufio.ScanLines: only a CR right before LF is dropped; a lone CR stays inside the
+    line (apptainer.scan_lines). Lint's line numbers are parse's."""
+    text = ("Bootstrap: docker\r\nFrom: ubuntu:24.04@sha256:" + "a" * 64 + "\r\n\r\n"
+            "%files\r\n    a.txt\r    b.txt\r\n    'c d' /e\r\n"
+            "%post\r\n    echo a\r    #!/bin/bash\r\n    apt-get install -y git\r\n"
+            "%test\r\n    true\r\n")
+    stage = parse(text.replace("'c d' /e", "c.txt"), "x.def").stages[0]
+    assert [(e.src, e.dst, e.origin.line) for e in stage.files[0].entries] == [
+        ("a.txt", "b.txt", 5), ("c.txt", None, 6)]
+    post = stage.post.body.split("\n")
+    assert post[0] == "    echo a\r    #!/bin/bash"  # one line: its #! is not a line start
+    apt_line = stage.post.origin.line + 1 + post.index("    apt-get install -y git")
+    path = tmp_path / "cr.def"
+    path.write_bytes(text.encode())
+    codes = {(f.line, f.code) for f in lint_text(text, shellcheck=False)}
+    assert (6, "DB105") in codes and (apt_line, "DB123") in codes
+    assert not any(code == "DB101" for _n, code in codes)
+    out = run_cli("lint", "--no-shellcheck", "--format", "json", str(path))
+    assert {(f["line"], f["code"]) for f in json.loads(out.stdout)["findings"]} == codes
+
+
+# --- one policy reader ----------------------------------------------------------------------
+
+def test_policy_tables_per_file(tmp_path):
+    (tmp_path / "defbuilder.toml").write_text('[policy]\nrequire-test = true\n')
+    assert load_policy(str(tmp_path)) == {"require-test": True}
+    assert load_policy_file(str(tmp_path / "defbuilder.toml")) == {"require-test": True}
+    (tmp_path / "defbuilder.toml").write_text("[tool.defbuilder.policy]\nrequire-test = true\n")
+    assert load_policy(str(tmp_path)) == {}  # only pyproject.toml has [tool...] searched
+    assert load_policy_file(str(tmp_path / "defbuilder.toml")) == {"require-test": True}
+    (tmp_path / "defbuilder.toml").write_text("policy = 3\n")
+    out = run_cli("lint", "--policy", str(tmp_path / "defbuilder.toml"), str(DEFS / "crlf.def"))
+    assert out.returncode == 2 and "must be a table" in out.stderr

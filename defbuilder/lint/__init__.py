@@ -5,7 +5,8 @@
 ['DB122', 'DB115', 'DB116']
 """
 
-from .engine import Finding, lint_paths, lint_text, load_policy
-from .rules import RULES, Rule
+from .context import Finding, Rule, Severity
+from .engine import lint_paths, lint_text, load_policy
+from .rules import RULES
 
-__all__ = ["RULES", "Finding", "Rule", "lint_paths", "lint_text", "load_policy"]
+__all__ = ["RULES", "Finding", "Rule", "Severity", "lint_paths", "lint_text", "load_policy"]

@@ -23,6 +23,11 @@ def rules_markdown() -> str:
             out += ["Policy rule: active only where a policy is configured "
                     "(`[tool.defbuilder.policy]` in pyproject.toml or `[policy]` in "
                     f"defbuilder.toml). The examples use `{EXAMPLE_POLICY}`.", ""]
+        if r.needs_shellcheck:
+            out += ["Runs shellcheck (skipped with `--no-shellcheck` or when shellcheck is "
+                    "not installed).", ""]
+        if r.supersedes:
+            out += [f"Reported instead of {', '.join(r.supersedes)} on the same line.", ""]
         out += ["Bad:", "", "```singularity", r.bad.rstrip("\n"), "```", "", "Good:", "",
                 "```singularity", r.good.rstrip("\n"), "```", ""]
     return "\n".join(out)

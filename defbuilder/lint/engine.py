@@ -24,48 +24,27 @@ from typing import Any
 
 import attrs
 
+from ..apptainer import (
+    PLACEHOLDER,
+    SectionKind,
+    c_shell,
+    go_fields,
+    go_trim,
+    scan_lines,
+    section_kind,
+)
 from ..errors import DefError, read_text
-from ..parse import RawSection, RawStage, split_stages
-from .rules import RULES, Rule
+from ..parse import RawSection, split_stages
+from .context import Context, Finding, Rule
+from .rules import RULES
 
-__all__ = ["Context", "Finding", "lint_paths", "lint_text", "load_policy", "load_policy_file"]
+__all__ = ["lint_paths", "lint_text", "load_policy", "load_policy_file", "read_policy",
+           "shellcheck_binary"]
 
 _SUPPRESS = re.compile(r"#\s*defbuilder:\s*ignore(?:\[([A-Z0-9, ]+)\])?")
 _SC_EXCLUDE = "SC1090,SC1091,SC2034,SC2154,SC1008"
-_RULE_BY_CODE = {r.code: r for r in RULES}
-
-
-@attrs.frozen
-class Finding:
-    file: str
-    line: int
-    code: str
-    severity: str
-    message: str
-
-    @property
-    def rule(self) -> Rule:
-        return _RULE_BY_CODE[self.code]
-
-
-@attrs.define
-class Context:
-    """What rules see for one file: the raw stages (Apptainer's reading), per-stage
-    text, parse errors, the policy, and this file's shellcheck findings."""
-
-    path: str
-    text: str
-    raw: list[RawStage]
-    stage_texts: list[str]
-    parse_errors: list[tuple[int, str]]
-    policy: Mapping[str, Any]
-    sc_findings: list[tuple[int, str, str]] = attrs.field(factory=list)
-
-    def shellcheck(self) -> Iterable[tuple[int, str, str]]:
-        return self.sc_findings
-
-    def final_stages(self) -> list[RawStage]:
-        return self.raw[-1:]
+#: The shells shellcheck checks; a section run by another is not checked.
+_SC_SHELLS = ("sh", "bash", "dash", "ksh")
 
 
 def _check_parse(ctx: Context) -> None:
@@ -79,36 +58,37 @@ def _check_parse(ctx: Context) -> None:
 
 
 def _context(path: str, text: str, policy: Mapping[str, Any]) -> Context:
-    errors: list[tuple[int, str]] = []
     raw = split_stages(text, path, strict=False)
-    lines = text.split("\n")
+    lines = scan_lines(text)  # numbered as split_stages numbers them
     stage_texts = []
     for i, stage in enumerate(raw):
         end = raw[i + 1].line - 1 if i + 1 < len(raw) else len(lines)
         stage_texts.append("\n".join(lines[stage.line - 1:end]))
-    return Context(path, text, raw, stage_texts, errors, policy)
+    return Context(path, text, raw, stage_texts, [], policy, lines=lines)
 
 
 def _dialect(section: RawSection) -> tuple[str | None, bool]:
-    """(shellcheck shell, whether the body carries its own #! line)."""
-    if section.name in ("post", "setup", "pre"):
-        params = section.args.split("#")[0].split()
-        if "-c" in params and len(params) > params.index("-c") + 1:
-            shell = os.path.basename(params[params.index("-c") + 1])
-            return (shell if shell in ("sh", "bash", "dash", "ksh") else None), False
+    """(shellcheck shell, whether the body carries its own #! line), from the shell
+    Apptainer really runs the section with (``apptainer.SectionKind``)."""
+    kind = section_kind(section.name)
+    if kind is SectionKind.BUILD_SCRIPT:
+        inner = c_shell(section.args)  # /bin/sh -ex -c "SHELL ... script"
+        if inner:
+            shell = os.path.basename(inner[0])
+            return (shell if shell in _SC_SHELLS else None), False
         return "sh", False
-    if section.name in ("runscript", "startscript", "test"):
-        first = section.body.split("\n", 1)[0].strip()
-        if section.body.strip().startswith("#!"):
-            if not first.startswith("#!"):
-                return "sh", False  # blank line above: the #! is inert, /bin/sh runs it
-            interp = first[2:].split()
-            name = os.path.basename(interp[-1] if interp and interp[0].endswith("env")
-                                    else interp[0]) if interp else ""
-            return (name if name in ("sh", "bash", "dash", "ksh") else None), True
-        return "sh", False
-    if section.name in ("environment", "apprun", "appstart", "apptest", "appinstall",
-                        "appenv"):
+    if kind is SectionKind.SHEBANG_SCRIPT:
+        # apptainer.handle_shebang: the body's own #! counts only on its first raw line
+        if not go_trim(section.body).startswith("#!"):
+            return "sh", False
+        first = go_trim(section.body.split("\n", 1)[0])
+        if not first.startswith("#!"):
+            return "sh", False  # blank line above: the #! is inert, /bin/sh runs it
+        interp = go_fields(first[2:])
+        name = os.path.basename(interp[-1] if interp and interp[0].endswith("env")
+                                else interp[0]) if interp else ""
+        return (name if name in _SC_SHELLS else None), True
+    if kind in (SectionKind.SOURCED, SectionKind.APP_SCRIPT):
         return "sh", False
     return None, False
 
@@ -136,8 +116,7 @@ class _Shellcheck:
                     shell, own = _dialect(sec)
                     if shell is None or not sec.body.strip():
                         continue
-                    body = re.sub(r"{{\s*(\w+)\s*}}", lambda m: "_" * len(m.group(0)),
-                                  sec.body)
+                    body = PLACEHOLDER.sub(lambda m: "_" * len(m.group(0)), sec.body)
                     if own:
                         text, offset = body, sec.line
                     else:
@@ -192,26 +171,22 @@ def _selected(rule: Rule, policy: Mapping[str, Any], select: set[str] | None,
     return not rule.policy or bool(policy)
 
 
-_SC_RULES = ("DB110", "DB111")
-
-
 def _findings(ctx: Context, select: set[str] | None, ignore: set[str],
               phase: str = "all") -> list[Finding]:
     """``phase``: "python" (all but the shellcheck rules), "shellcheck", or "all"."""
-    lines = ctx.text.split("\n")
     out = []
     for rule in RULES:
         if not _selected(rule, ctx.policy, select, ignore):
             continue
-        if (phase == "python" and rule.code in _SC_RULES) or (
-                phase == "shellcheck" and rule.code not in _SC_RULES):
+        if (phase == "python" and rule.needs_shellcheck) or (
+                phase == "shellcheck" and not rule.needs_shellcheck):
             continue
         for line, message in rule.check(ctx):
-            if not _suppressed(lines, line, rule.code):
-                out.append(Finding(ctx.path, line, rule.code, rule.severity, message))
-    # a parse error that a specific rule already reports is not repeated as DB100
-    specific = {(f.line) for f in out if f.code in ("DB103", "DB104", "DB117")}
-    return [f for f in out if not (f.code == "DB100" and f.line in specific)]
+            if not _suppressed(ctx.lines, line, rule.code):
+                out.append(Finding(ctx.path, line, rule, message))
+    # a finding a more specific rule reports on the same line is not repeated
+    superseded = {(code, f.line) for f in out for code in f.rule.supersedes}
+    return [f for f in out if (f.code, f.line) not in superseded]
 
 
 def lint_text(text: str, path: str = "<text>", *, policy: Mapping[str, Any] | None = None,
@@ -248,8 +223,9 @@ def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str
                 files_seen += 1
             elif sec.name == "labels" and stage.labels:
                 origin = stage.labels[0].origin
-            elif sec.name in ("pre", "setup", "post", "runscript", "startscript", "test"):
-                origin = getattr(stage, sec.name).origin
+            elif section_kind(sec.name) in (SectionKind.BUILD_SCRIPT,
+                                            SectionKind.SHEBANG_SCRIPT):
+                origin = getattr(stage, sec.name).origin  # Stage.post, .runscript, ...
             origin = origin if origin is not None and origin.file else default
             for line in range(sec.line, end):
                 mapping[line] = (origin.file or path, origin.line or 1)
@@ -288,15 +264,23 @@ def lint_paths(paths: Sequence[str], *, policy: Mapping[str, Any] | None = None,
     for f, mapping in raw_findings:
         if mapping is not None and f.line in mapping:
             file, line = mapping[f.line]
-            f = Finding(file, line, f.code, f.severity,
-                        f"{f.message} (rendered .def line {f.line})")
+            f = attrs.evolve(f, file=file, line=line,
+                             message=f"{f.message} (rendered .def line {f.line})")
         out.append(f)
     return sorted(out, key=lambda f: (f.file, f.line, f.code))
 
 
-def load_policy_file(path: str) -> dict[str, Any]:
-    """The policy in one file: ``[policy]`` (defbuilder.toml) or
-    ``[tool.defbuilder.policy]`` (pyproject.toml)."""
+#: Where a policy table sits in each file: any file given with --policy; the file
+#: names ``load_policy`` looks for, each with its own table.
+_ANY_TABLE = (("policy",), ("tool", "defbuilder", "policy"))
+_DISCOVERED = (("defbuilder.toml", (("policy",),)),
+               ("pyproject.toml", (("tool", "defbuilder", "policy"),)))
+
+
+def read_policy(path: str, tables: Sequence[Sequence[str]] = _ANY_TABLE
+                ) -> dict[str, Any] | None:
+    """The checked policy table of one TOML file: the first non-empty table among
+    ``tables`` (key paths), or None when there is none."""
     import tomllib
 
     try:
@@ -306,32 +290,37 @@ def load_policy_file(path: str) -> dict[str, Any]:
         raise DefError(f"cannot read policy: {exc.strerror}", file=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise DefError(f"invalid TOML: {exc}", file=path) from None
-    policy = data.get("policy") or data.get("tool", {}).get("defbuilder", {}).get("policy")
-    if not policy:
+    for keys in tables:
+        table = data
+        for key in keys:
+            table = table.get(key) if isinstance(table, dict) else None
+        if table:
+            if not isinstance(table, dict):
+                raise DefError(f"{'.'.join(keys)} must be a table", file=path)
+            return _check_policy(dict(table), path)
+    return None
+
+
+def load_policy_file(path: str) -> dict[str, Any]:
+    """The policy in one file: ``[policy]`` (defbuilder.toml) or
+    ``[tool.defbuilder.policy]`` (pyproject.toml)."""
+    policy = read_policy(path)
+    if policy is None:
         raise DefError("no [policy] or [tool.defbuilder.policy] table", file=path)
-    return _check_policy(dict(policy), path)
+    return policy
 
 
 def load_policy(start: str) -> dict[str, Any]:
     """``[tool.defbuilder.policy]`` of the nearest pyproject.toml, or ``[policy]`` of the
     nearest defbuilder.toml, searching ``start`` and its parents."""
-    import tomllib
-
     directory = os.path.abspath(start)
     while True:
-        for name, keys in (("defbuilder.toml", ("policy",)),
-                           ("pyproject.toml", ("tool", "defbuilder", "policy"))):
+        for name, tables in _DISCOVERED:
             path = os.path.join(directory, name)
             if os.path.isfile(path):
-                try:
-                    with open(path, "rb") as fh:
-                        data: Any = tomllib.load(fh)
-                except tomllib.TOMLDecodeError as exc:
-                    raise DefError(f"invalid TOML: {exc}", file=path) from None
-                for key in keys:
-                    data = data.get(key, {}) if isinstance(data, dict) else {}
-                if data:
-                    return _check_policy(dict(data), path)
+                policy = read_policy(path, tables)
+                if policy is not None:
+                    return policy
         parent = os.path.dirname(directory)
         if parent == directory:
             return {}

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
-from .engine import Finding
+from .context import Finding, Severity
 from .rules import RULES
 
 __all__ = ["to_json", "to_sarif", "to_text"]
 
-_SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 DOCS = "https://github.com/defbuilder/defbuilder/blob/main/docs/lint-rules.md"
 
 
