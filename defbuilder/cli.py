@@ -234,7 +234,7 @@ def _cmd_from_dockerfile(args: argparse.Namespace) -> int:
     conversion = convert(read_text(args.dockerfile), args.dockerfile)
     for warning in conversion.warnings:
         print(f"defbuilder: warning: {warning}", file=sys.stderr)
-    out = render(conversion.recipe()) if args.to_def else conversion.source
+    out = render(conversion.recipe) if args.to_def else conversion.source
     _emit(out, args.output)
     return 0
 
