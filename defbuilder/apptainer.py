@@ -145,8 +145,7 @@ def is_section_line(line: str) -> bool:
     deffile.go ``scanDefinitionFile`` takes the first word with ``bufio.ScanWords``,
     so indentation does not stop a line from being a section header.
     """
-    words = go_fields(line)
-    return bool(words) and words[0].startswith("%")
+    return line.lstrip(GO_SPACE).startswith("%")
 
 
 def section_name(line: str) -> tuple[str, str]:

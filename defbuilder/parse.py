@@ -93,11 +93,17 @@ class RawStage:
     _by_key: dict[tuple[str, str | None], list[RawSection]] = attrs.field(
         init=False, repr=False, eq=False)
 
+    _app_lines: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
+
     def __attrs_post_init__(self) -> None:
         index: dict[tuple[str, str | None], list[RawSection]] = {}
+        apps: dict[str, int] = {}
         for sec in self.sections:
             index.setdefault((sec.name, sec.app), []).append(sec)
+            if sec.app is not None:
+                apps.setdefault(sec.app, sec.line)
         object.__setattr__(self, "_by_key", index)
+        object.__setattr__(self, "_app_lines", apps)
 
     def section(self, name: str, app: str | None = None) -> RawSection | None:
         """All sections with this name merged as Apptainer does (bodies appended)."""
@@ -110,9 +116,13 @@ class RawStage:
                 args = s.args  # a later section with args overrides (parseTokenSection)
         return RawSection(name, args, "".join(s.body for s in found), found[0].line, app)
 
+    def app_line(self, app: str) -> int:
+        """The line of the first section of ``app``."""
+        return self._app_lines[app]
+
     def apps(self) -> list[str]:
         """App names in first-seen order (deffile.go ``appOrder``)."""
-        return list(dict.fromkeys(s.app for s in self.sections if s.app is not None))
+        return list(self._app_lines)
 
 
 def _chunks(text: str) -> Iterator[tuple[str, int]]:
@@ -318,7 +328,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
         sec = raw.section("apphelp", name)
         if sec is not None:
             parts["help"] = sec.body
-        first = min(s.line for s in raw.sections if s.app == name)
+        first = raw.app_line(name)
         apps.append(App(name, origin=Origin(file, first), **parts))
     sections["apps"] = apps
     return Stage(header, origin=Origin(file, raw.line), **sections)
