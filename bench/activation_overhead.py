@@ -43,19 +43,23 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="defbuilder-bench-"))
     base = cuda_base("12.9")
     pixi = PixiEnvironment(environment="gpu", cuda=base)
-    text = render(Recipe([
-        Stage(pixi_base("noble").header(stage="build")) + pixi.build(),
-        Stage(base.header(stage="final")) + pixi.final("build")
-        + Entrypoint([pixi.entrypoint_path], cmd=["true"]),
-    ]))
+    text = render(
+        Recipe(
+            [
+                Stage(pixi_base("noble").header(stage="build")) + pixi.build(),
+                Stage(base.header(stage="final"))
+                + pixi.final("build")
+                + Entrypoint([pixi.entrypoint_path], cmd=["true"]),
+            ]
+        )
+    )
     app = tmp / "app"
     app.mkdir()
     (app / "pixi.toml").write_text('[workspace]\nname = "bench"\n')
     (app / "pixi.lock").write_text("version: 6\n")
     fakes = ROOT / "tests" / "fakes"
     build = unpack(text, tmp / "build", stage="build", files={"/app": app, "/opt/f": fakes})
-    res = build.run("exec", build.build_script_argv("post"),
-                    env={"PATH": "/opt/f:/usr/bin:/bin"})
+    res = build.run("exec", build.build_script_argv("post"), env={"PATH": "/opt/f:/usr/bin:/bin"})
     if res.returncode:
         sys.exit(res.stderr.decode())
     final = unpack(text, tmp / "final", stage="final", files={"/app": app})

@@ -21,13 +21,15 @@ def main() -> None:
     import torch
 
     spec = importlib.util.spec_from_file_location(
-        "gpu_check", ROOT / "recipes" / "hello_pytorch" / "gpu_check.py")
+        "gpu_check", ROOT / "recipes" / "hello_pytorch" / "gpu_check.py"
+    )
     assert spec and spec.loader
     gpu_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu_check)
 
-    info = gpu_check.collect(argparse.Namespace(size=0, iters=0, inject_mismatch=False,
-                                                require_gpu=False))
+    info = gpu_check.collect(
+        argparse.Namespace(size=0, iters=0, inject_mismatch=False, require_gpu=False)
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     sizes = (4096, 8192, 12288, 16384) if device.type == "cuda" else (256, 512)

@@ -34,10 +34,16 @@ REJECTED = {"bom.def", "invalid_section.def", "text_before_header.def"}
 
 def corpus(tmp: Path) -> list[Path]:
     files = [p for p in sorted((ROOT / "tests" / "defs").glob("*.def")) if p.name not in REJECTED]
-    for recipe in (ROOT / "recipes" / "hello_pytorch" / "recipe.py",
-                   ROOT / "bench" / "two_stage.py"):
-        out = subprocess.run([sys.executable, "-m", "defbuilder", "render", str(recipe)],
-                             capture_output=True, text=True, check=True).stdout
+    for recipe in (
+        ROOT / "recipes" / "hello_pytorch" / "recipe.py",
+        ROOT / "bench" / "two_stage.py",
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "defbuilder", "render", str(recipe)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         path = tmp / (recipe.parent.name + ".def")
         path.write_text(out)
         files.append(path)

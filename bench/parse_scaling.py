@@ -32,28 +32,36 @@ def _repeat(unit: str, size: int, head: str = "", tail: str = "") -> str:
 
 
 def many_stages(size: int) -> str:
-    unit = ("Bootstrap: docker\nFrom: ubuntu:24.04\nStage: s{n}\n\n%post\n    echo hi\n"
-            "    apt-get update\n\n%labels\n    k v\n\n")
+    unit = (
+        "Bootstrap: docker\nFrom: ubuntu:24.04\nStage: s{n}\n\n%post\n    echo hi\n"
+        "    apt-get update\n\n%labels\n    k v\n\n"
+    )
     count = max(1, size // len(unit))
     return "".join(unit.replace("{n}", str(i)) for i in range(count))
 
 
 def many_apps(size: int) -> str:
-    unit = "%apprun a{n}\n    exec echo \"$@\"\n\n%applabels a{n}\n    k v\n\n%appenv a{n}\n" \
-           "    export X=1\n\n"
+    unit = (
+        '%apprun a{n}\n    exec echo "$@"\n\n%applabels a{n}\n    k v\n\n%appenv a{n}\n'
+        "    export X=1\n\n"
+    )
     head = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n"
     count = max(1, size // len(unit))
     return head + "".join(unit.replace("{n}", str(i)) for i in range(count))
 
 
 def huge_section(size: int) -> str:
-    return _repeat("    echo 'a fairly ordinary line of shell' && true\n", size,
-                   head="Bootstrap: docker\nFrom: ubuntu:24.04\n\n%post\n")
+    return _repeat(
+        "    echo 'a fairly ordinary line of shell' && true\n",
+        size,
+        head="Bootstrap: docker\nFrom: ubuntu:24.04\n\n%post\n",
+    )
 
 
 def huge_line(size: int) -> str:
-    return _repeat("x", size, head="Bootstrap: docker\nFrom: ubuntu:24.04\n\n%post\necho ",
-                   tail="\n")
+    return _repeat(
+        "x", size, head="Bootstrap: docker\nFrom: ubuntu:24.04\n\n%post\necho ", tail="\n"
+    )
 
 
 SHAPES: dict[str, Callable[[int], str]] = {
@@ -85,17 +93,26 @@ def main() -> None:
             text = make(mb * MB)
             real_mb = len(text) / MB
             t_parse = timed(lambda text=text: parse(text, "bench.def"))
-            t_lint = float("nan") if args.no_lint else timed(
-                lambda text=text: lint_text(text, "bench.def", shellcheck=False))
-            print(f"{name:18} {mb:>4} {t_parse:9.3f} {t_parse / real_mb:7.3f} "
-                  f"{t_lint:9.3f} {t_lint / real_mb:7.3f}")
+            t_lint = (
+                float("nan")
+                if args.no_lint
+                else timed(lambda text=text: lint_text(text, "bench.def", shellcheck=False))
+            )
+            print(
+                f"{name:18} {mb:>4} {t_parse:9.3f} {t_parse / real_mb:7.3f} "
+                f"{t_lint:9.3f} {t_lint / real_mb:7.3f}"
+            )
             if previous is not None and mb == previous[0] * 4:
-                for what, now, before in (("parse", t_parse, previous[1]),
-                                          ("lint", t_lint, previous[2])):
+                for what, now, before in (
+                    ("parse", t_parse, previous[1]),
+                    ("lint", t_lint, previous[2]),
+                ):
                     ratio = now / before if before > 0 else float("nan")
                     if ratio > 5:
-                        worst.append(f"{name} {what}: {previous[0]} -> {mb} MB took "
-                                     f"{ratio:.1f}x (target <= 5x)")
+                        worst.append(
+                            f"{name} {what}: {previous[0]} -> {mb} MB took "
+                            f"{ratio:.1f}x (target <= 5x)"
+                        )
             previous = (mb, t_parse, t_lint)
     print("\n4x input <= 5x time: " + ("met for every shape" if not worst else "NOT met"))
     for line in worst:

@@ -41,8 +41,9 @@ def hpccm_python() -> str | None:
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=True)
+    subprocess.run(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
     return time.perf_counter() - start
 
 
@@ -62,8 +63,17 @@ def main() -> None:
     hp = hpccm_python()
     if hp:
         cmds["hpccm --format singularity"] = (
-            [str(Path(hp).with_name("hpccm")), "--recipe", str(HERE / "two_stage_hpccm.py"),
-             "--format", "singularity", "--singularity-version", "3.2"], HERE)
+            [
+                str(Path(hp).with_name("hpccm")),
+                "--recipe",
+                str(HERE / "two_stage_hpccm.py"),
+                "--format",
+                "singularity",
+                "--singularity-version",
+                "3.2",
+            ],
+            HERE,
+        )
     else:
         print("hpccm could not be installed; skipping that comparison")
     for cmd, cwd in cmds.values():  # warm byte-code caches and the page cache
@@ -79,12 +89,16 @@ def main() -> None:
         print(f"{name:32} {med[name]:10.1f} {best[name]:9.1f}")
     ours = "defbuilder render"
     floor = "floor (import attr)"
-    print(f"ratio render / floor : median {med[ours] / med[floor]:.2f}  best "
-          f"{best[ours] / best[floor]:.2f}  (target <= 1.5)")
+    print(
+        f"ratio render / floor : median {med[ours] / med[floor]:.2f}  best "
+        f"{best[ours] / best[floor]:.2f}  (target <= 1.5)"
+    )
     if hp:
         h = "hpccm --format singularity"
-        print(f"ratio render / hpccm : median {med[ours] / med[h]:.2f}  best "
-              f"{best[ours] / best[h]:.2f}  (target <= 0.6)")
+        print(
+            f"ratio render / hpccm : median {med[ours] / med[h]:.2f}  best "
+            f"{best[ours] / best[h]:.2f}  (target <= 0.6)"
+        )
 
 
 if __name__ == "__main__":

@@ -208,13 +208,23 @@ def files_source(args: str) -> tuple[FilesSource, str | None]:
 
 #: deffile.go ``validSections``.
 SECTIONS = frozenset(
-    {"help", "setup", "files", "labels", "environment", "pre", "post", "runscript",
-     "test", "startscript", "arguments"}
+    {
+        "help",
+        "setup",
+        "files",
+        "labels",
+        "environment",
+        "pre",
+        "post",
+        "runscript",
+        "test",
+        "startscript",
+        "arguments",
+    }
 )
 #: deffile.go ``appSections``: the second word of the line is the app name.
 APP_SECTIONS = frozenset(
-    {"appinstall", "applabels", "appfiles", "appenv", "apptest", "apphelp", "apprun",
-     "appstart"}
+    {"appinstall", "applabels", "appfiles", "appenv", "apptest", "apphelp", "apprun", "appstart"}
 )
 
 
@@ -287,24 +297,63 @@ APP_SCRIPT_SECTIONS = shell_sections(SectionKind.APP_SCRIPT)
 
 #: Every header keyword Apptainer accepts (deffile.go ``validHeaders``); its
 #: ``otherurl&n`` entry stands for ``OtherURL`` followed by digits (``is_other_url``).
-VALID_HEADER_KEYS = frozenset({
-    "bootstrap", "from", "includecmd", "mirrorurl", "updateurl", "osversion", "include",
-    "library", "registry", "namespace", "stage", "product", "user", "regcode", "productpgp",
-    "registerurl", "modules", "fingerprints", "confurl", "setopt", "target", "frontend",
-    "filename", "buildargs",
-})
+VALID_HEADER_KEYS = frozenset(
+    {
+        "bootstrap",
+        "from",
+        "includecmd",
+        "mirrorurl",
+        "updateurl",
+        "osversion",
+        "include",
+        "library",
+        "registry",
+        "namespace",
+        "stage",
+        "product",
+        "user",
+        "regcode",
+        "productpgp",
+        "registerurl",
+        "modules",
+        "fingerprints",
+        "confurl",
+        "setopt",
+        "target",
+        "frontend",
+        "filename",
+        "buildargs",
+    }
+)
 
 #: The documented spelling of each keyword (definition_files.rst), for messages and
 #: for rendering: the parser lowercases keys, so any spelling reads the same.
 HEADER_KEYWORD_SPELLING: Mapping[str, str] = {
-    "bootstrap": "Bootstrap", "from": "From", "stage": "Stage", "registry": "Registry",
-    "namespace": "Namespace", "includecmd": "IncludeCmd", "library": "Library",
-    "fingerprints": "Fingerprints", "mirrorurl": "MirrorURL", "updateurl": "UpdateURL",
-    "osversion": "OSVersion", "include": "Include", "setopt": "Setopt",
-    "confurl": "ConfURL", "product": "Product", "user": "User", "regcode": "Regcode",
-    "productpgp": "ProductPGP", "registerurl": "RegisterURL", "modules": "Modules",
-    "target": "Target", "frontend": "Frontend", "filename": "Filename",
-    "buildargs": "BuildArgs", "otherurl": "OtherURL",
+    "bootstrap": "Bootstrap",
+    "from": "From",
+    "stage": "Stage",
+    "registry": "Registry",
+    "namespace": "Namespace",
+    "includecmd": "IncludeCmd",
+    "library": "Library",
+    "fingerprints": "Fingerprints",
+    "mirrorurl": "MirrorURL",
+    "updateurl": "UpdateURL",
+    "osversion": "OSVersion",
+    "include": "Include",
+    "setopt": "Setopt",
+    "confurl": "ConfURL",
+    "product": "Product",
+    "user": "User",
+    "regcode": "Regcode",
+    "productpgp": "ProductPGP",
+    "registerurl": "RegisterURL",
+    "modules": "Modules",
+    "target": "Target",
+    "frontend": "Frontend",
+    "filename": "Filename",
+    "buildargs": "BuildArgs",
+    "otherurl": "OtherURL",
 }
 
 
@@ -344,10 +393,21 @@ AGENTS: Mapping[str, frozenset[str]] = {
     "yum": frozenset({"mirrorurl", "updateurl", "osversion", "include", "setopt"}),
     "dnf": frozenset({"mirrorurl", "updateurl", "osversion", "include", "setopt"}),
     "debootstrap": frozenset({"mirrorurl", "osversion", "include"}),
-    "zypper": frozenset({
-        "include", "osversion", "mirrorurl", "updateurl", "product", "user", "regcode",
-        "productpgp", "registerurl", "modules", "otherurl",
-    }),
+    "zypper": frozenset(
+        {
+            "include",
+            "osversion",
+            "mirrorurl",
+            "updateurl",
+            "product",
+            "user",
+            "regcode",
+            "productpgp",
+            "registerurl",
+            "modules",
+            "otherurl",
+        }
+    ),
     "arch": frozenset({"confurl", "include"}),
     "busybox": frozenset({"mirrorurl"}),
     "buildkit": frozenset({"from", "target", "frontend", "filename", "buildargs"}),
@@ -362,8 +422,20 @@ ALWAYS_ACCEPTED_KEYS = frozenset({"stage", "includecmd"})
 #: (appendix.rst); the others are the agents' own errors, e.g. "invalid debootstrap
 #: header, no mirrorurl specified" (conveyorPacker_debootstrap.go).
 REQUIRED_KEYS: Mapping[str, tuple[str, ...]] = {
-    **{a: ("from",) for a in ("docker", "docker-archive", "docker-daemon", "oci",
-                               "oci-archive", "library", "oras", "shub", "localimage")},
+    **{
+        a: ("from",)
+        for a in (
+            "docker",
+            "docker-archive",
+            "docker-daemon",
+            "oci",
+            "oci-archive",
+            "library",
+            "oras",
+            "shub",
+            "localimage",
+        )
+    },
     "yum": ("mirrorurl",),
     "dnf": ("mirrorurl",),
     "debootstrap": ("mirrorurl", "osversion"),
@@ -404,11 +476,15 @@ def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, 
         line = go_trim(raw)
         if not line or line.startswith("#"):
             if key_cont is not None:
-                yield None, (
-                    f"header {key_cont}: a value ending in '\\' is followed by a blank or "
-                    "comment line, which makes Apptainer crash (deffile.go doHeader "
-                    "assigns to a nil map); end the value or continue it on the next line"
-                ), start
+                yield (
+                    None,
+                    (
+                        f"header {key_cont}: a value ending in '\\' is followed by a blank or "
+                        "comment line, which makes Apptainer crash (deffile.go doHeader "
+                        "assigns to a nil map); end the value or continue it on the next line"
+                    ),
+                    start,
+                )
                 key_cont, val_cont = None, ""
             continue
         trim = line.split("#", 1)[0]
@@ -553,9 +629,11 @@ def section_script_args(section: ScriptSection, script_path: str) -> list[str]:
     for i, param in enumerate(params):
         if param == "-c":
             if i + 1 >= len(params):
-                raise DefError(f"bad {section.name} section '-c' parameter: missing arguments",
-                               line=section.line)
-            return [*args, *params[: i + 1], " ".join(params[i + 1:]) + " " + script_path]
+                raise DefError(
+                    f"bad {section.name} section '-c' parameter: missing arguments",
+                    line=section.line,
+                )
+            return [*args, *params[: i + 1], " ".join(params[i + 1 :]) + " " + script_path]
     return [*args, *params, script_path]
 
 
@@ -563,5 +641,5 @@ def c_shell(args: str) -> list[str] | None:
     """The words after ``-c`` in build-section args (the inner shell command), if any."""
     params = section_params(args)
     if "-c" in params:
-        return params[params.index("-c") + 1:]
+        return params[params.index("-c") + 1 :]
     return None

@@ -38,16 +38,19 @@ def _cmd_render(args: argparse.Namespace) -> int:
     text = render(recipe)
     if args.check:
         if not args.target:
-            raise DefError("--check needs the committed .def: defbuilder render --check "
-                           "recipe.py app.def")
+            raise DefError(
+                "--check needs the committed .def: defbuilder render --check recipe.py app.def"
+            )
         try:
             with open(args.target, encoding="utf-8") as fh:
                 current = fh.read()
         except FileNotFoundError:
             raise DefError("file does not exist; render it first", file=args.target) from None
         if current != text:
-            print(f"{args.target}: stale; re-run: defbuilder render {args.recipe} -o "
-                  f"{args.target}", file=sys.stderr)
+            print(
+                f"{args.target}: stale; re-run: defbuilder render {args.recipe} -o {args.target}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if args.target:
@@ -91,8 +94,10 @@ def _cmd_try(args: argparse.Namespace) -> int:
                     print(path.read_text(), end="")
             return 0
         if not runtime.available():
-            raise DefError("`defbuilder try` needs Linux mount namespaces (unshare), which "
-                           "this machine does not allow; use --show to see the scripts")
+            raise DefError(
+                "`defbuilder try` needs Linux mount namespaces (unshare), which "
+                "this machine does not allow; use --show to see the scripts"
+            )
         proc = image.popen(args.action, rest, sh=args.shell, app=args.app)
         return proc.wait()
 
@@ -100,9 +105,13 @@ def _cmd_try(args: argparse.Namespace) -> int:
 def _cmd_condor(args: argparse.Namespace) -> int:
     from .condor import job_from, write_job
 
-    options = {k[len("job_"):]: v for k, v in vars(args).items() if k.startswith("job_")}
-    job = job_from(args.recipe, options, keys=args.key or (),
-                   default_requirements=not args.no_default_requirements)
+    options = {k[len("job_") :]: v for k, v in vars(args).items() if k.startswith("job_")}
+    job = job_from(
+        args.recipe,
+        options,
+        keys=args.key or (),
+        default_requirements=not args.no_default_requirements,
+    )
     sub, wrapper = write_job(job, args.output)
     print(f"wrote {sub} and {wrapper}")
     print(f"submit:      condor_submit {sub}")
@@ -119,11 +128,19 @@ def _cmd_build(args: argparse.Namespace) -> int:
     text = render(recipe)
     binary = apptainer_binary()
     flags = [*build_arg_flags(recipe, args.build_arg or ()), *(args.apptainer_arg or ())]
-    status, image = build_image(binary, text, args.recipe, image_path(args.recipe, args.output),
-                                flags=flags, hash_named=args.hash_name)
+    status, image = build_image(
+        binary,
+        text,
+        args.recipe,
+        image_path(args.recipe, args.output),
+        flags=flags,
+        hash_named=args.hash_name,
+    )
     if status != 0:
-        print(f"defbuilder: {os.path.basename(binary)} build failed with status {status}",
-              file=sys.stderr)
+        print(
+            f"defbuilder: {os.path.basename(binary)} build failed with status {status}",
+            file=sys.stderr,
+        )
         return status
     print(image)
     return 0
@@ -184,11 +201,13 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
         dest = "job_" + f.name
         kind = str(f.type)
         if "tuple" in kind:
-            parser.add_argument(opt, dest=dest, action="append", metavar="VALUE",
-                                help=f"{f.name} (repeatable)")
+            parser.add_argument(
+                opt, dest=dest, action="append", metavar="VALUE", help=f"{f.name} (repeatable)"
+            )
         elif kind == "bool":
-            parser.add_argument(opt, dest=dest, action=argparse.BooleanOptionalAction,
-                                default=None, help=f.name)
+            parser.add_argument(
+                opt, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=f.name
+            )
         elif kind == "int":
             parser.add_argument(opt, dest=dest, type=int, metavar="N", help=f.name)
         else:
@@ -205,8 +224,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     recipe = parse(text, args.file, warnings)
     for w in warnings:
         print(f"defbuilder: warning: {w}", file=sys.stderr)
-    out = to_python(recipe, os.path.basename(args.file)) if args.to == "python" else render(
-        recipe)
+    out = to_python(recipe, os.path.basename(args.file)) if args.to == "python" else render(recipe)
     _emit(out, args.output)
     return 0
 
@@ -217,11 +235,17 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     from .lint.output import to_json, to_sarif, to_text
 
     policy = load_policy_file(args.policy) if args.policy else None
+
     def codes(value: str | None) -> set[str] | None:
         return {c.strip() for c in value.split(",") if c.strip()} if value else None
 
-    findings = lint_paths(args.files, policy=policy, select=codes(args.select),
-                          ignore=codes(args.ignore) or (), shellcheck=not args.no_shellcheck)
+    findings = lint_paths(
+        args.files,
+        policy=policy,
+        select=codes(args.select),
+        ignore=codes(args.ignore) or (),
+        shellcheck=not args.no_shellcheck,
+    )
     render_out = {"text": to_text, "json": to_json, "sarif": to_sarif}[args.format]
     _emit(render_out(findings), args.output)
     return 1 if findings else 0
@@ -273,39 +297,57 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     render.set_defaults(func=_cmd_render)
 
-    parse_ = sub.add_parser("parse", help="read a .def; write a recipe script or a "
-                            "normalized .def",
-                            description="Parse FILE with Apptainer's rules (errors name the "
-                            "line) and write it as a defbuilder recipe (--to python) or as "
-                            "defbuilder renders it (--to def).")
+    parse_ = sub.add_parser(
+        "parse",
+        help="read a .def; write a recipe script or a normalized .def",
+        description="Parse FILE with Apptainer's rules (errors name the "
+        "line) and write it as a defbuilder recipe (--to python) or as "
+        "defbuilder renders it (--to def).",
+    )
     parse_.add_argument("file")
     parse_.add_argument("--to", choices=["python", "def"], default="python")
     parse_.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
     parse_.set_defaults(func=_cmd_parse)
 
-    lint = sub.add_parser("lint", help="find bugs in .def files and recipe scripts",
-                          description="Lint .def files and recipe scripts (docs/lint.md). "
-                          "Exit status: 0 clean, 1 findings, 2 could not run.")
+    lint = sub.add_parser(
+        "lint",
+        help="find bugs in .def files and recipe scripts",
+        description="Lint .def files and recipe scripts (docs/lint.md). "
+        "Exit status: 0 clean, 1 findings, 2 could not run.",
+    )
     lint.add_argument("files", nargs="+", metavar="FILE")
     lint.add_argument("--format", choices=["text", "json", "sarif"], default="text")
     lint.add_argument("-o", "--output", help="write the report here instead of stdout")
     lint.add_argument("--select", metavar="CODES", help="only these rules (comma-separated)")
     lint.add_argument("--ignore", metavar="CODES", help="skip these rules (comma-separated)")
-    lint.add_argument("--policy", metavar="TOML",
-                      help="policy file (default: nearest defbuilder.toml / pyproject.toml)")
-    lint.add_argument("--no-shellcheck", action="store_true",
-                      help="skip the shellcheck-based rules (DB110, DB111)")
+    lint.add_argument(
+        "--policy",
+        metavar="TOML",
+        help="policy file (default: nearest defbuilder.toml / pyproject.toml)",
+    )
+    lint.add_argument(
+        "--no-shellcheck",
+        action="store_true",
+        help="skip the shellcheck-based rules (DB110, DB111)",
+    )
     lint.set_defaults(func=_cmd_lint)
 
-    fromdf = sub.add_parser("from-dockerfile", help="convert a Dockerfile to a recipe",
-                            description="Write a defbuilder recipe script (or, with --def, "
-                            "the .def) with Docker's exact ENTRYPOINT/CMD semantics; what "
-                            "Apptainer cannot honour is reported as a warning "
-                            "(docs/from-dockerfile.md).")
+    fromdf = sub.add_parser(
+        "from-dockerfile",
+        help="convert a Dockerfile to a recipe",
+        description="Write a defbuilder recipe script (or, with --def, "
+        "the .def) with Docker's exact ENTRYPOINT/CMD semantics; what "
+        "Apptainer cannot honour is reported as a warning "
+        "(docs/from-dockerfile.md).",
+    )
     fromdf.add_argument("dockerfile")
     fromdf.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
-    fromdf.add_argument("--def", dest="to_def", action="store_true",
-                        help="print the rendered .def instead of the recipe script")
+    fromdf.add_argument(
+        "--def",
+        dest="to_def",
+        action="store_true",
+        help="print the rendered .def instead of the recipe script",
+    )
     fromdf.set_defaults(func=_cmd_from_dockerfile)
 
     try_ = sub.add_parser(
@@ -318,28 +360,48 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     try_.add_argument("action", choices=["run", "exec", "shell", "test", "start"])
     try_.add_argument("args", nargs=argparse.REMAINDER, help="arguments (after --)")
     try_.add_argument("--stage", help="stage to enter (default: the last)")
-    try_.add_argument("--shell", default="dash",
-                      help="what /bin/sh is in the image: dash (Ubuntu) or bash (RHEL)")
+    try_.add_argument(
+        "--shell", default="dash", help="what /bin/sh is in the image: dash (Ubuntu) or bash (RHEL)"
+    )
     try_.add_argument("--app", help="SCIF app (like apptainer --app)")
-    try_.add_argument("--bind", action="append", metavar="CPATH=HOSTPATH",
-                      help="make HOSTPATH appear at CPATH (e.g. /app=./build/app)")
-    try_.add_argument("--set", action="append", metavar="KEY=VALUE",
-                      help="recipe parameter when FILE is a recipe script")
-    try_.add_argument("--show", action="store_true",
-                      help="print the generated scripts instead of running")
+    try_.add_argument(
+        "--bind",
+        action="append",
+        metavar="CPATH=HOSTPATH",
+        help="make HOSTPATH appear at CPATH (e.g. /app=./build/app)",
+    )
+    try_.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="recipe parameter when FILE is a recipe script",
+    )
+    try_.add_argument(
+        "--show", action="store_true", help="print the generated scripts instead of running"
+    )
     try_.set_defaults(func=_cmd_try)
 
-    condor = sub.add_parser("condor", help="write an HTCondor submit file and job wrapper",
-                            description="Write NAME.sub and its wrapper script for a "
-                            "container-universe GPU job (docs/chtc.md). Defaults come from "
-                            "CHTC's GPU Lab conventions, then the recipe's `job` dict, then "
-                            "these options.")
+    condor = sub.add_parser(
+        "condor",
+        help="write an HTCondor submit file and job wrapper",
+        description="Write NAME.sub and its wrapper script for a "
+        "container-universe GPU job (docs/chtc.md). Defaults come from "
+        "CHTC's GPU Lab conventions, then the recipe's `job` dict, then "
+        "these options.",
+    )
     condor.add_argument("recipe", help="recipe script (its `job` dict gives defaults)")
     condor.add_argument("-o", "--output", default=".", help="directory to write into")
-    condor.add_argument("--no-default-requirements", action="store_true",
-                        help="drop the default requirements (keep only --requirements)")
-    condor.add_argument("--key", action="append", metavar="KEY=VALUE",
-                        help="any other submit key, e.g. +AccountingGroup=\"x\"")
+    condor.add_argument(
+        "--no-default-requirements",
+        action="store_true",
+        help="drop the default requirements (keep only --requirements)",
+    )
+    condor.add_argument(
+        "--key",
+        action="append",
+        metavar="KEY=VALUE",
+        help='any other submit key, e.g. +AccountingGroup="x"',
+    )
     if command in (None, "condor"):
         _add_job_options(condor)
     condor.set_defaults(func=_cmd_condor)
@@ -348,12 +410,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     build.add_argument("recipe")
     build.add_argument("-o", "--output", help="image path (default: <recipe dir>.sif)")
     build.add_argument("--set", action="append", metavar="KEY=VALUE")
-    build.add_argument("--build-arg", action="append", metavar="NAME=VALUE",
-                       help="value for one of the recipe's %%arguments")
-    build.add_argument("--hash-name", action="store_true",
-                       help="rename the image to NAME-<sha8>.sif (OSDF needs unique names)")
-    build.add_argument("--apptainer-arg", action="append", metavar="ARG",
-                       help="extra argument for apptainer build (e.g. --fakeroot)")
+    build.add_argument(
+        "--build-arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="value for one of the recipe's %%arguments",
+    )
+    build.add_argument(
+        "--hash-name",
+        action="store_true",
+        help="rename the image to NAME-<sha8>.sif (OSDF needs unique names)",
+    )
+    build.add_argument(
+        "--apptainer-arg",
+        action="append",
+        metavar="ARG",
+        help="extra argument for apptainer build (e.g. --fakeroot)",
+    )
     build.set_defaults(func=_cmd_build)
 
     hash_ = sub.add_parser("hash", help="print IMAGE's hash name, NAME-<sha8>.sif")

@@ -73,8 +73,10 @@ def identifier(name: str, taken: Collection[str] = ()) -> str:
     >>> identifier("class"), identifier("3rd"), identifier("a-b", {"a_b"})
     ('class_', 'stage_3rd', 'a_b_2')
     """
-    base = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_"
-                   for c in name.lower()) or "stage"
+    base = (
+        "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name.lower())
+        or "stage"
+    )
     if base[0].isdigit():
         base = "stage_" + base
     elif base.startswith("__"):
@@ -193,8 +195,9 @@ class _Writer:
             names = sorted(self.imports[module])
             line = f"from {module} import {', '.join(names)}"
             if len(line) > 100:
-                line = (f"from {module} import (\n"
-                        + "".join(f"{_INDENT}{n},\n" for n in names) + ")")
+                line = (
+                    f"from {module} import (\n" + "".join(f"{_INDENT}{n},\n" for n in names) + ")"
+                )
             lines.append(line)
         return lines
 
@@ -203,8 +206,7 @@ class _Writer:
         if value is None or isinstance(value, (str, bool, int, float)):
             return repr(value)
         if isinstance(value, BuildArg):
-            args = [repr(value.name)] + ([repr(value.default)] if value.default is not None
-                                         else [])
+            args = [repr(value.name)] + ([repr(value.default)] if value.default is not None else [])
             return f"{self.ref(BuildArg)}({', '.join(args)})"
         if isinstance(value, list):
             return "[" + ", ".join(self.literal(v) for v in value) + "]"
@@ -212,8 +214,11 @@ class _Writer:
             items = [self.literal(v) for v in value]
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
         if isinstance(value, dict):
-            return "{" + ", ".join(f"{self.literal(k)}: {self.literal(v)}"
-                                   for k, v in value.items()) + "}"
+            return (
+                "{"
+                + ", ".join(f"{self.literal(k)}: {self.literal(v)}" for k, v in value.items())
+                + "}"
+            )
         raise TypeError(f"codegen cannot write {type(value).__name__} values")
 
     # -- sections -----------------------------------------------------------
@@ -255,8 +260,15 @@ class _Writer:
 
     def env(self, env: Environment, indent: str | None = None) -> str:
         if all(isinstance(i, Export) for i in env.items):
-            return "{" + ", ".join(f"{i.name!r}: {self.literal(i.value)}" for i in env.items
-                                   if isinstance(i, Export)) + "}"
+            return (
+                "{"
+                + ", ".join(
+                    f"{i.name!r}: {self.literal(i.value)}"
+                    for i in env.items
+                    if isinstance(i, Export)
+                )
+                + "}"
+            )
         parts = []
         for item in env.items:
             if isinstance(item, Export):
@@ -272,8 +284,7 @@ class _Writer:
         return f"{self.ref(Environment)}([{joined}])"
 
     def labels(self, labels: Iterable[Label]) -> str:
-        return "{" + ", ".join(f"{lbl.key!r}: {self.literal(lbl.value)}"
-                               for lbl in labels) + "}"
+        return "{" + ", ".join(f"{lbl.key!r}: {self.literal(lbl.value)}" for lbl in labels) + "}"
 
     def app(self, app: App) -> str:
         kw = [repr(app.name)]
@@ -303,8 +314,11 @@ class _Writer:
         if len(s.files) == 1:
             kw.append(f"files={self.files(s.files[0], indent)}")
         elif s.files:
-            kw.append("files=[\n" + "".join(f"{inner}{self.files(f, inner)},\n"
-                                             for f in s.files) + f"{indent}]")
+            kw.append(
+                "files=[\n"
+                + "".join(f"{inner}{self.files(f, inner)},\n" for f in s.files)
+                + f"{indent}]"
+            )
         if s.environment:
             kw.append(f"environment={self.env(s.environment, indent)}")
         for name in ("post", "runscript", "startscript", "test"):
@@ -315,8 +329,9 @@ class _Writer:
         if s.help:
             kw.append(f"help={_str(s.help)}")
         if s.apps:
-            kw.append("apps=[\n" + "".join(f"{inner}{self.app(a)},\n" for a in s.apps)
-                      + f"{indent}]")
+            kw.append(
+                "apps=[\n" + "".join(f"{inner}{self.app(a)},\n" for a in s.apps) + f"{indent}]"
+            )
         return kw
 
     # -- blocks -------------------------------------------------------------
@@ -357,12 +372,17 @@ class _Writer:
 
 
 def _docstring(text: str) -> str:
-    return f'"""{text}"""' if _safe_triple(text) and not {'"', "\\", "\n"} & set(text) \
-        else repr(text)
+    return (
+        f'"""{text}"""' if _safe_triple(text) and not {'"', "\\", "\n"} & set(text) else repr(text)
+    )
 
 
-def to_python(recipe: Recipe | Sequence[Stage | Composed], source: str | None = None, *,
-              command: str = "parse --to python") -> str:
+def to_python(
+    recipe: Recipe | Sequence[Stage | Composed],
+    source: str | None = None,
+    *,
+    command: str = "parse --to python",
+) -> str:
     """A recipe script that builds ``recipe`` and renders to the same bytes.
 
     ``recipe`` is a ``Recipe`` or its stages, each a ``Stage`` or a ``Composed`` (a base

@@ -56,8 +56,9 @@ def _requirements(value: str | Sequence[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _extra(value: Mapping[str, str] | Sequence[tuple[str, str]] | None) -> tuple[
-        tuple[str, str], ...]:
+def _extra(
+    value: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+) -> tuple[tuple[str, str], ...]:
     return tuple(dict(value).items()) if value else ()
 
 
@@ -76,7 +77,8 @@ class CondorJob:
     command: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     activate: str | None = "/app/activate.sh"
     gpu_check: tuple[str, ...] = attrs.field(
-        default=("python", "/app/gpu_check.py", "--require-gpu"), converter=_tuple)
+        default=("python", "/app/gpu_check.py", "--require-gpu"), converter=_tuple
+    )
     arguments: str = "$(Cluster).$(Process)"
     request_cpus: int = 1
     request_gpus: int = 1
@@ -85,7 +87,8 @@ class CondorJob:
     gpus_minimum_capability: str | None = "5.0"
     gpus_minimum_memory: str | None = None
     requirements: tuple[str, ...] = attrs.field(
-        default=DEFAULT_REQUIREMENTS, converter=_requirements)
+        default=DEFAULT_REQUIREMENTS, converter=_requirements
+    )
     want_gpu_lab: bool = True
     gpu_job_length: str | None = "short"
     job_duration_category: str | None = None
@@ -97,8 +100,9 @@ class CondorJob:
 
     def __attrs_post_init__(self) -> None:
         if self.gpu_job_length not in (None, "short", "medium", "long"):
-            raise DefError(f"+GPUJobLength must be short, medium or long, not "
-                           f"{self.gpu_job_length!r}")
+            raise DefError(
+                f"+GPUJobLength must be short, medium or long, not {self.gpu_job_length!r}"
+            )
         if self.job_duration_category not in (None, "Short", "Medium", "Long"):
             raise DefError("+JobDurationCategory must be Short, Medium or Long")
         if self.queue < 1 or self.request_gpus < 0 or self.request_cpus < 1:
@@ -151,8 +155,10 @@ class CondorJob:
 
     def submit(self) -> str:
         """The submit file's text."""
-        lines = [f"# {self.name}.sub, written by defbuilder: condor_submit {self.name}.sub",
-                 "# (interactive: condor_submit -interactive " f"{self.name}.sub)"]
+        lines = [
+            f"# {self.name}.sub, written by defbuilder: condor_submit {self.name}.sub",
+            f"# (interactive: condor_submit -interactive {self.name}.sub)",
+        ]
         width = max(len(k) for k, _ in self.items())
         lines += [f"{k:<{width}} = {v}" for k, v in self.items()]
         lines.append(f"queue {self.queue}")
@@ -162,9 +168,13 @@ class CondorJob:
         """The job's executable: a POSIX sh wrapper (see the module doc)."""
         from .templating import render_template
 
-        return render_template("condor_wrapper.sh.j2", executable=self.executable,
-                               activate=self.activate, gpu_check=self.gpu_check,
-                               command=self.command)
+        return render_template(
+            "condor_wrapper.sh.j2",
+            executable=self.executable,
+            activate=self.activate,
+            gpu_check=self.gpu_check,
+            command=self.command,
+        )
 
 
 def job_defaults(recipe_path: str) -> dict[str, Any]:
@@ -184,8 +194,13 @@ def job_defaults(recipe_path: str) -> dict[str, Any]:
     return dict(job)
 
 
-def job_from(recipe_path: str, options: Mapping[str, Any] | None = None, *,
-             default_requirements: bool = True, keys: Iterable[str] = ()) -> CondorJob:
+def job_from(
+    recipe_path: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    default_requirements: bool = True,
+    keys: Iterable[str] = (),
+) -> CondorJob:
     """The job ``defbuilder condor`` writes: layered defaults, recipe, command line.
 
     * CHTC's defaults (``CondorJob``'s), then the recipe's ``job`` dict
@@ -205,8 +220,7 @@ def job_from(recipe_path: str, options: Mapping[str, Any] | None = None, *,
         base = defaults.get("requirements", DEFAULT_REQUIREMENTS)
         fields["requirements"] = (*_requirements(base), *given)
     if "image" not in fields:
-        raise DefError("give the container image with --image (oras://..., osdf:///... or "
-                       "a .sif)")
+        raise DefError("give the container image with --image (oras://..., osdf:///... or a .sif)")
     extra = {}
     for item in keys:
         k, sep, v = item.partition("=")

@@ -76,20 +76,45 @@ from .render import export_line, sh_quote
 
 __all__ = ["Conversion", "convert"]
 
-_KNOWN = {"FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY",
-          "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL",
-          "HEALTHCHECK", "SHELL"}
+_KNOWN = {
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+}
 _UNSUPPORTED = {
-    "USER": ("Apptainer runs every container as the calling user",
-             "drop it; use --fakeroot at build time if %post needs root"),
-    "EXPOSE": ("Apptainer shares the host's network; there are no ports to publish",
-               "document the port; start the service with `apptainer instance start`"),
+    "USER": (
+        "Apptainer runs every container as the calling user",
+        "drop it; use --fakeroot at build time if %post needs root",
+    ),
+    "EXPOSE": (
+        "Apptainer shares the host's network; there are no ports to publish",
+        "document the port; start the service with `apptainer instance start`",
+    ),
     "VOLUME": ("Apptainer has no volumes", "bind a host directory at run time: --bind DIR"),
     "HEALTHCHECK": ("Apptainer has no health checks", "put a check in %test"),
-    "STOPSIGNAL": ("Apptainer sends SIGTERM to the container's process",
-                   "handle SIGTERM in the program"),
-    "ONBUILD": ("Apptainer has no build triggers", "add the steps to the recipe that "
-                "builds on this one"),
+    "STOPSIGNAL": (
+        "Apptainer sends SIGTERM to the container's process",
+        "handle SIGTERM in the program",
+    ),
+    "ONBUILD": (
+        "Apptainer has no build triggers",
+        "add the steps to the recipe that builds on this one",
+    ),
 }
 _ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz)$")
 _VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
@@ -182,12 +207,18 @@ def _post_shell(form: list[str]) -> tuple[str | None, str | None]:
     """``SHELL [...]`` as ``%post -c SHELL``: the shell, or why it cannot be kept."""
     if tuple(form) == _DEFAULT_SHELL:
         return None, None
-    if len(form) == 2 and form[1] == "-c" and form[0].startswith("/") and not any(
-            c.isspace() for c in form[0]):
+    if (
+        len(form) == 2
+        and form[1] == "-c"
+        and form[0].startswith("/")
+        and not any(c.isspace() for c in form[0])
+    ):
         return form[0], None
-    return None, ("%post can only name an interpreter (`%post -c /bin/bash` runs "
-                  "`/bin/bash -e script`), so RUN lines run under /bin/sh; the "
-                  "entrypoint's shell form keeps it")
+    return None, (
+        "%post can only name an interpreter (`%post -c /bin/bash` runs "
+        "`/bin/bash -e script`), so RUN lines run under /bin/sh; the "
+        "entrypoint's shell form keeps it"
+    )
 
 
 def convert(text: str, file: str = "Dockerfile") -> Conversion:
@@ -205,8 +236,11 @@ def convert(text: str, file: str = "Dockerfile") -> Conversion:
 
     def placeholder(line: int, what: str, value: str) -> None:
         if has_placeholder(value):
-            warn(line, f"{what} {value!r}: Apptainer replaces {{{{ NAME }}}} with a build "
-                 "argument in the whole definition before building; rename it")
+            warn(
+                line,
+                f"{what} {value!r}: Apptainer replaces {{{{ NAME }}}} with a build "
+                "argument in the whole definition before building; rename it",
+            )
 
     for item in parser.structure:
         ins = item["instruction"].upper()
@@ -223,8 +257,9 @@ def convert(text: str, file: str = "Dockerfile") -> Conversion:
                     global_args[key] = default
                     continue
                 stage = stages[-1]
-                arg = BuildArg(key, default if default is not None else global_args.get(key),
-                               origin=here)
+                arg = BuildArg(
+                    key, default if default is not None else global_args.get(key), origin=here
+                )
                 stage.args[key] = arg
                 stage.post.append(f"{key}='{arg}'  # ARG {key}")
             continue
@@ -235,11 +270,17 @@ def convert(text: str, file: str = "Dockerfile") -> Conversion:
             image = words[0]
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             if any(s.name == image for s in stages):
-                raise DefError(f"FROM {image}: building on an earlier stage has no "
-                               "Apptainer equivalent; start from its base image and copy "
-                               "what you need with COPY --from", file=file, line=line)
-            args = {key: BuildArg(key, global_args.get(key), origin=here)
-                    for key in (m.group(1) or m.group(2) for m in _VAR.finditer(image))}
+                raise DefError(
+                    f"FROM {image}: building on an earlier stage has no "
+                    "Apptainer equivalent; start from its base image and copy "
+                    "what you need with COPY --from",
+                    file=file,
+                    line=line,
+                )
+            args = {
+                key: BuildArg(key, global_args.get(key), origin=here)
+                for key in (m.group(1) or m.group(2) for m in _VAR.finditer(image))
+            }
             header = Header.docker(_with_placeholders(image, args), stage=name, origin=here)
             stages.append(_Stage(header, image, here, args))
             continue
@@ -268,8 +309,9 @@ def convert(text: str, file: str = "Dockerfile") -> Conversion:
                     manifest = given.group(1)
                 stage.pixi_envs.append((env.group(1) if env else "default", manifest, out))
         elif ins == "ENV":
-            for key, val in extract_key_values(env_replace=False, args={}, envs={},
-                                               instruction_value=value):
+            for key, val in extract_key_values(
+                env_replace=False, args={}, envs={}, instruction_value=value
+            ):
                 export = Export(key, val, origin=here)
                 if "$" in val:
                     export_text = f"export {key}={_expanding(val)}"
@@ -285,8 +327,13 @@ def convert(text: str, file: str = "Dockerfile") -> Conversion:
         elif ins in ("COPY", "ADD"):
             _copy(ins, value, stage, file, line, warn)
         elif ins in ("LABEL", "MAINTAINER"):
-            pairs = [("maintainer", value.strip())] if ins == "MAINTAINER" else \
-                extract_key_values(env_replace=False, args={}, envs={}, instruction_value=value)
+            pairs = (
+                [("maintainer", value.strip())]
+                if ins == "MAINTAINER"
+                else extract_key_values(
+                    env_replace=False, args={}, envs={}, instruction_value=value
+                )
+            )
             for key, val in pairs:
                 stage.labels[key] = Label(key, val, origin=here)
                 placeholder(line, f"LABEL {key}", val)
@@ -299,8 +346,11 @@ def convert(text: str, file: str = "Dockerfile") -> Conversion:
         elif ins == "SHELL":
             form = _exec_form(value)
             if not form:
-                raise DefError("SHELL needs the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]",
-                               file=file, line=line)
+                raise DefError(
+                    'SHELL needs the JSON form, e.g. SHELL ["/bin/bash", "-c"]',
+                    file=file,
+                    line=line,
+                )
             stage.shell = tuple(form)
             stage.post_shell, why = _post_shell(form)
             if why:
@@ -333,8 +383,9 @@ def _args(value: str, file: str, line: int) -> list[tuple[str, str | None]]:
     for word in shlex.split(value):
         key, sep, default = word.partition("=")
         if not re.fullmatch(r"\w+", key):
-            raise DefError(f"ARG name {key!r} is not a valid build-argument name",
-                           file=file, line=line)
+            raise DefError(
+                f"ARG name {key!r} is not a valid build-argument name", file=file, line=line
+            )
         out.append((key, default if sep else None))
     return out
 
@@ -359,20 +410,29 @@ def _copy(ins: str, value: str, stage: _Stage, file: str, line: int, warn: Warn)
     from_stage = flags.get("from")
     here = Origin(file, line)
     if stage.ran and from_stage is None:
-        warn(line, f"{ins} after a RUN: Apptainer copies all %files before %post runs, so "
-             "this file is in place earlier than in Docker")
+        warn(
+            line,
+            f"{ins} after a RUN: Apptainer copies all %files before %post runs, so "
+            "this file is in place earlier than in Docker",
+        )
 
     def add(src: str, dest: str) -> None:
         stage.files.append((from_stage, FileEntry(src, dest, origin=here)))
         if has_placeholder(src + " " + dest):
-            warn(line, f"{ins} {src} {dest}: Apptainer replaces {{{{ NAME }}}} with a build "
-                 "argument in the whole definition before building; rename the path")
+            warn(
+                line,
+                f"{ins} {src} {dest}: Apptainer replaces {{{{ NAME }}}} with a build "
+                "argument in the whole definition before building; rename the path",
+            )
 
     for src in sources:
         if ins == "ADD" and re.match(r"https?://", src):
             target = dst if not dst.endswith("/") else dst + posixpath.basename(src)
-            warn(line, f"ADD {src}: downloaded in %post with curl (Apptainer %files only "
-                 "copies local files); pin a checksum")
+            warn(
+                line,
+                f"ADD {src}: downloaded in %post with curl (Apptainer %files only "
+                "copies local files); pin a checksum",
+            )
             stage.post.append(f"mkdir -p {sh_quote(posixpath.dirname(target) or '/')}")
             stage.post.append(f"curl -fsSL -o {sh_quote(target)} {sh_quote(src)}")
             continue
@@ -380,8 +440,10 @@ def _copy(ins: str, value: str, stage: _Stage, file: str, line: int, warn: Warn)
             tmp = "/tmp/defbuilder-add/" + posixpath.basename(src)
             warn(line, f"ADD {src}: Docker unpacks local archives; unpacked in %post with tar")
             add(src, tmp)
-            stage.post.append(f"mkdir -p {sh_quote(dst)} && tar -xf {sh_quote(tmp)} "
-                              f"-C {sh_quote(dst)} && rm -f {sh_quote(tmp)}")
+            stage.post.append(
+                f"mkdir -p {sh_quote(dst)} && tar -xf {sh_quote(tmp)} "
+                f"-C {sh_quote(dst)} && rm -f {sh_quote(tmp)}"
+            )
             continue
         add(src, dst)
         target = dst + posixpath.basename(src.rstrip("/")) if dst.endswith("/") else dst
@@ -405,15 +467,18 @@ def _link_pixi(stages: list[_Stage], warn: Warn) -> None:
             activate = _activate_path(out)
             prefix_part = f".pixi/envs/{env}"
             for other in stages:
-                copies = [e for f, e in other.files
-                          if f == stage.name and prefix_part in e.src]
+                copies = [e for f, e in other.files if f == stage.name and prefix_part in e.src]
                 if copies and other is not stage:
-                    other.files.append((stage.name,
-                                        FileEntry(activate, activate, origin=stage.origin)))
+                    other.files.append(
+                        (stage.name, FileEntry(activate, activate, origin=stage.origin))
+                    )
                     other.env.append(Script(f". {sh_quote(activate)}", origin=stage.origin))
-            warn(stage.line, f"pixi shell-hook writes {out}: also wrote a static activation "
-                 f"file, {activate}, sourced by %environment, so apptainer exec/shell/test "
-                 "see the environment too")
+            warn(
+                stage.line,
+                f"pixi shell-hook writes {out}: also wrote a static activation "
+                f"file, {activate}, sourced by %environment, so apptainer exec/shell/test "
+                "see the environment too",
+            )
 
 
 def _compose(st: _Stage, is_final: bool) -> Composed:
@@ -424,8 +489,10 @@ def _compose(st: _Stage, is_final: bool) -> Composed:
     base = Stage(
         st.header,
         arguments=tuple(st.args.values()),
-        files=tuple(Files(entries, from_stage=from_stage, origin=st.origin)
-                    for from_stage, entries in groups.items()),
+        files=tuple(
+            Files(entries, from_stage=from_stage, origin=st.origin)
+            for from_stage, entries in groups.items()
+        ),
         environment=Environment(tuple(st.env)),
         post=Script("\n".join(st.post), shell=st.post_shell, origin=st.origin),
         labels=tuple(st.labels.values()),
@@ -433,8 +500,8 @@ def _compose(st: _Stage, is_final: bool) -> Composed:
     )
     blocks: list[Block] = [
         Call(static_activation, (env, manifest, _activate_path(out)))
-        for env, manifest, out in st.pixi_envs]
+        for env, manifest, out in st.pixi_envs
+    ]
     if is_final and (st.entrypoint is not None or st.cmd is not None):
-        blocks.append(Entrypoint(st.entrypoint, cmd=st.cmd, shell=st.shell,
-                                 workdir=st.workdir))
+        blocks.append(Entrypoint(st.entrypoint, cmd=st.cmd, shell=st.shell, workdir=st.workdir))
     return Composed(base, blocks, comment=f"FROM {st.image} (line {st.line})")

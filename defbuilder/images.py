@@ -29,13 +29,24 @@ from .errors import DefError
 if TYPE_CHECKING:
     from .model import Recipe
 
-__all__ = ["apptainer_binary", "build_arg_flags", "build_image", "chtc_exec_argv",
-           "hash_name", "image_path", "osdf_url", "sha256_file", "stage_image"]
+__all__ = [
+    "apptainer_binary",
+    "build_arg_flags",
+    "build_image",
+    "chtc_exec_argv",
+    "hash_name",
+    "image_path",
+    "osdf_url",
+    "sha256_file",
+    "stage_image",
+]
 
 _CHUNK = 1 << 20
-INSTALL_HINT = ("install Apptainer (https://apptainer.org/docs/admin/main/installation.html; "
-                "e.g. `apt install apptainer` from the apptainer PPA, or "
-                "`conda install -c conda-forge apptainer`)")
+INSTALL_HINT = (
+    "install Apptainer (https://apptainer.org/docs/admin/main/installation.html; "
+    "e.g. `apt install apptainer` from the apptainer PPA, or "
+    "`conda install -c conda-forge apptainer`)"
+)
 
 
 def apptainer_binary() -> str:
@@ -94,7 +105,8 @@ def stage_image(image: str, staging_dir: str, osdf_prefix: str | None = None) ->
         if sha256_file(target) != sha256_file(image):
             raise DefError(
                 f"{target} exists with different content; OSDF caches files as immutable, "
-                "so give the new image a new name (defbuilder hash / build --hash-name)")
+                "so give the new image a new name (defbuilder hash / build --hash-name)"
+            )
     else:
         tmp = target + ".partial"
         shutil.copyfile(image, tmp)
@@ -108,9 +120,25 @@ def stage_image(image: str, staging_dir: str, osdf_prefix: str | None = None) ->
 
 def chtc_exec_argv(binary: str, image: str, command: Sequence[str], cwd: str) -> list[str]:
     """The seed's local mimic of a CHTC job (upstream README, "To mimic the conditions")."""
-    return [binary, "exec", "--scratch", "/tmp", "--scratch", "/var/tmp", "--workdir", cwd,
-            "--pwd", cwd, "--bind", cwd, "--no-home", "--containall", "--nv", image,
-            *(command or ["bash"])]
+    return [
+        binary,
+        "exec",
+        "--scratch",
+        "/tmp",
+        "--scratch",
+        "/var/tmp",
+        "--workdir",
+        cwd,
+        "--pwd",
+        cwd,
+        "--bind",
+        cwd,
+        "--no-home",
+        "--containall",
+        "--nv",
+        image,
+        *(command or ["bash"]),
+    ]
 
 
 def image_path(recipe_path: str, output: str | None = None) -> str:
@@ -146,14 +174,23 @@ def build_arg_flags(recipe: Recipe, items: Sequence[str]) -> list[str]:
         if not sep:
             raise DefError(f"--build-arg {item!r}: expected NAME=VALUE")
         if name not in declared:
-            raise DefError(f"--build-arg {name}: the recipe declares no such argument "
-                           f"(declared: {', '.join(sorted(declared)) or 'none'})")
+            raise DefError(
+                f"--build-arg {name}: the recipe declares no such argument "
+                f"(declared: {', '.join(sorted(declared)) or 'none'})"
+            )
         flags += ["--build-arg", item]
     return flags
 
 
-def build_image(binary: str, def_text: str, recipe_path: str, output: str, *,
-                flags: Sequence[str] = (), hash_named: bool = False) -> tuple[int, str]:
+def build_image(
+    binary: str,
+    def_text: str,
+    recipe_path: str,
+    output: str,
+    *,
+    flags: Sequence[str] = (),
+    hash_named: bool = False,
+) -> tuple[int, str]:
     """Run ``BINARY build FLAGS OUTPUT DEF``; return (its exit status, the image path).
 
     The .def is written to a hidden temp file in the recipe's directory, which is

@@ -91,7 +91,8 @@ class RawStage:
     #: Problems Apptainer's header reader stops at: (line, message).
     header_errors: tuple[tuple[int, str], ...] = ()
     _by_key: dict[tuple[str, str | None], list[RawSection]] = attrs.field(
-        init=False, repr=False, eq=False)
+        init=False, repr=False, eq=False
+    )
 
     _app_lines: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
 
@@ -135,8 +136,9 @@ def _chunks(text: str) -> Iterator[tuple[str, int]]:
             line += text.count("\n", a, b)
 
 
-def _read_header(lines: list[tuple[int, str]]) -> tuple[dict[str, str], dict[str, int],
-                                                   list[tuple[int, str]]]:
+def _read_header(
+    lines: list[tuple[int, str]],
+) -> tuple[dict[str, str], dict[str, int], list[tuple[int, str]]]:
     header: dict[str, str] = {}
     where: dict[str, int] = {}
     errors: list[tuple[int, str]] = []
@@ -180,16 +182,20 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
                 parts = stripped.lstrip("%").split(" ", 2)
                 if len(parts) < 2 or not parts[1]:
                     if strict:
-                        raise DefError(f"app section %{name} has no app name", file=file,
-                                       line=n)
+                        raise DefError(f"app section %{name} has no app name", file=file, line=n)
                     parts = [name, ""]
                 app, args = parts[1], ""
             elif name not in SECTIONS and strict:
-                raise DefError(f"invalid section(s) specified: {name!r} (Apptainer refuses it)",
-                               file=file, line=n)
+                raise DefError(
+                    f"invalid section(s) specified: {name!r} (Apptainer refuses it)",
+                    file=file,
+                    line=n,
+                )
             opened.append((name, args, n, app, []))
-        sections = [RawSection(name, args, "".join(b + "\n" for b in body), line, app)
-                    for name, args, line, app, body in opened]
+        sections = [
+            RawSection(name, args, "".join(b + "\n" for b in body), line, app)
+            for name, args, line, app, body in opened
+        ]
         header, where, errors = _read_header(head)
         if errors and strict:
             n, message = errors[0]
@@ -205,6 +211,7 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
 # ---------------------------------------------------------------------------
 # Raw stages -> the typed model (defbuilder.model), with a source line on each node
 # ---------------------------------------------------------------------------
+
 
 def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
 
@@ -222,10 +229,17 @@ def _script(section: RawSection | None, file: str | None, build: bool) -> Script
     origin = Origin(file, section.line)
     args = go_trim(section.args)
     words = apptainer.go_fields(args)
-    if build and len(words) in (2, 3) and words[0] == "-c" and words[1].startswith("/") \
-            and words[2:] in ([], ["-e"]) and "#" not in args:
-        return Script(section.body, shell=words[1], errexit=words[2:] == ["-e"],
-                      verbatim=True, origin=origin)
+    if (
+        build
+        and len(words) in (2, 3)
+        and words[0] == "-c"
+        and words[1].startswith("/")
+        and words[2:] in ([], ["-e"])
+        and "#" not in args
+    ):
+        return Script(
+            section.body, shell=words[1], errexit=words[2:] == ["-e"], verbatim=True, origin=origin
+        )
     return Script(section.body, args=section.args.rstrip(), verbatim=True, origin=origin)
 
 
@@ -238,8 +252,11 @@ def _header(stage: RawStage, file: str | None) -> Header:
     origin = Origin(file, line)
     agent = stage.header.get("bootstrap")
     if agent is None:
-        raise DefError("stage has no Bootstrap: header (Apptainer needs one per stage)",
-                       file=file, line=stage.line)
+        raise DefError(
+            "stage has no Bootstrap: header (Apptainer needs one per stage)",
+            file=file,
+            line=stage.line,
+        )
     by_key = {k.lower(): f for f, k in HEADER_FIELDS.items()}
     kwargs: dict[str, Any] = {}
     ignored: list[tuple[str, str]] = []
@@ -273,22 +290,33 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     for fsec in seen_files:
         source, from_stage = files_source(fsec.args)
         if source is FilesSource.IGNORED:
-            warnings.append(f"{file}:{fsec.line}: %files {fsec.args!r}: Apptainer ignores "
-                            "a %files section with these arguments; dropped")
+            warnings.append(
+                f"{file}:{fsec.line}: %files {fsec.args!r}: Apptainer ignores "
+                "a %files section with these arguments; dropped"
+            )
             continue
-        files.append(Files(_files_entries(fsec, file), from_stage=from_stage,
-                           origin=Origin(file, fsec.line)))
+        files.append(
+            Files(_files_entries(fsec, file), from_stage=from_stage, origin=Origin(file, fsec.line))
+        )
     sections["files"] = files
-    for name, build in (("pre", True), ("setup", True), ("post", True), ("runscript", False),
-                        ("startscript", False), ("test", False)):
+    for name, build in (
+        ("pre", True),
+        ("setup", True),
+        ("post", True),
+        ("runscript", False),
+        ("startscript", False),
+        ("test", False),
+    ):
         sections[name] = _script(raw.section(name), file, build)
     env = raw.section("environment")
     if env is not None and env.body.strip():
         sections["environment"] = Environment(_script(env, file, False))
     labels = raw.section("labels")
     if labels is not None:
-        sections["labels"] = [Label(k, v, origin=Origin(file, labels.line))
-                              for k, v in get_labels(labels.body).items()]
+        sections["labels"] = [
+            Label(k, v, origin=Origin(file, labels.line))
+            for k, v in get_labels(labels.body).items()
+        ]
     help_ = raw.section("help")
     if help_ is not None:
         sections["help"] = help_.body
@@ -298,30 +326,39 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
         for offset, line in body_entries(args.body):
             key, sep, value = line.partition("=")
             if not sep or not key.strip():
-                warnings.append(f"{file}:{args.line + offset}: %arguments line {line!r} is "
-                                "not NAME=value (Apptainer warns and ignores it)")
+                warnings.append(
+                    f"{file}:{args.line + offset}: %arguments line {line!r} is "
+                    "not NAME=value (Apptainer warns and ignores it)"
+                )
                 continue
-            declared.append(BuildArg(go_trim(key), go_trim(value),
-                                     origin=Origin(file, args.line + offset)))
+            declared.append(
+                BuildArg(go_trim(key), go_trim(value), origin=Origin(file, args.line + offset))
+            )
         sections["arguments"] = declared
     apps = []
     for name in raw.apps():
         origin = None
         parts: dict[str, Any] = {}
-        for part, kind in (("install", "appinstall"), ("run", "apprun"),
-                           ("start", "appstart"), ("test", "apptest")):
+        for part, kind in (
+            ("install", "appinstall"),
+            ("run", "apprun"),
+            ("start", "appstart"),
+            ("test", "apptest"),
+        ):
             sec = raw.section(kind, name)
             if sec is not None:
                 origin = origin or Origin(file, sec.line)
                 parts[part] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
         sec = raw.section("appenv", name)
         if sec is not None:
-            parts["env"] = Environment(Script(sec.body, verbatim=True,
-                                              origin=Origin(file, sec.line)))
+            parts["env"] = Environment(
+                Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
+            )
         sec = raw.section("applabels", name)
         if sec is not None:
-            parts["labels"] = [Label(k, v, origin=Origin(file, sec.line))
-                               for k, v in get_labels(sec.body).items()]
+            parts["labels"] = [
+                Label(k, v, origin=Origin(file, sec.line)) for k, v in get_labels(sec.body).items()
+            ]
         sec = raw.section("appfiles", name)
         if sec is not None:
             parts["files"] = _files_entries(sec, file)
@@ -334,8 +371,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     return Stage(header, origin=Origin(file, raw.line), **sections)
 
 
-def parse(text: str, file: str | None = None,
-          warnings: list[str] | None = None) -> Recipe:
+def parse(text: str, file: str | None = None, warnings: list[str] | None = None) -> Recipe:
     """``.def`` text -> ``Recipe``, following Apptainer's parser; errors name file:line.
 
     What Apptainer accepts but ignores (a ``%files`` section with odd arguments, a
@@ -350,9 +386,12 @@ def parse(text: str, file: str | None = None,
     if text.startswith("\ufeff"):
         # Go does not strip a BOM: the first key becomes "\ufeffbootstrap" and
         # Apptainer stops with "invalid header keyword found".
-        raise DefError("file starts with a UTF-8 byte-order mark; Apptainer reads the first "
-                       "header key with it and rejects the file; save without BOM",
-                       file=file, line=1)
+        raise DefError(
+            "file starts with a UTF-8 byte-order mark; Apptainer reads the first "
+            "header key with it and rejects the file; save without BOM",
+            file=file,
+            line=1,
+        )
     sink = warnings if warnings is not None else []
     stages = [_stage(raw, file, sink) for raw in split_stages(text, file)]
     recipe = Recipe(stages, origin=Origin(file, 1))

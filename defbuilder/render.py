@@ -38,9 +38,7 @@ from .model import (
 
 __all__ = ["export_line", "files_token", "render", "render_stage", "sh_quote"]
 
-_SAFE_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@+=:,./-"
-)
+_SAFE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@+=:,./-")
 _FILES_BARE_FORBIDDEN = frozenset("\"' \t\n\r\f\v")
 INDENT = "    "
 

@@ -200,8 +200,10 @@ def _enter_namespace() -> None:
 
 
 def _bind(libc: Any, src: str, dst: str) -> None:
-    _check(libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None),
-           f"bind {src} -> {dst}")
+    _check(
+        libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None),
+        f"bind {src} -> {dst}",
+    )
 
 
 _AVAILABLE: bool | None = None
@@ -212,8 +214,9 @@ def available() -> bool:
     global _AVAILABLE
     if _AVAILABLE is None:
         try:
-            res = subprocess.run(["/bin/true"], preexec_fn=_enter_namespace,
-                                 capture_output=True, timeout=30)
+            res = subprocess.run(
+                ["/bin/true"], preexec_fn=_enter_namespace, capture_output=True, timeout=30
+            )
             _AVAILABLE = res.returncode == 0
         except (OSError, subprocess.SubprocessError):
             _AVAILABLE = False
@@ -240,22 +243,30 @@ def _write_apps(stage: RawStage, root: Path) -> None:
             (d / sub).mkdir(parents=True, exist_ok=True)
         for sub in ("input", "output"):
             (root / "scif" / "data" / app / sub).mkdir(parents=True, exist_ok=True)
-        _write(d / "scif" / "env" / "01-base.sh", "\n".join([
-            "#!/bin/sh",
-            f"SCIF_APPNAME={app}",
-            f"SCIF_APPROOT={approot}",
-            f"SCIF_APPMETA={approot}/scif",
-            "SCIF_DATA=/scif/data",
-            f"SCIF_APPDATA=/scif/data/{app}",
-            f"SCIF_APPINPUT=/scif/data/{app}/input",
-            f"SCIF_APPOUTPUT=/scif/data/{app}/output",
-            "export SCIF_APPDATA SCIF_APPNAME SCIF_APPROOT SCIF_APPMETA SCIF_APPINPUT "
-            "SCIF_APPOUTPUT SCIF_DATA",
-            "",
-        ]))
+        _write(
+            d / "scif" / "env" / "01-base.sh",
+            "\n".join(
+                [
+                    "#!/bin/sh",
+                    f"SCIF_APPNAME={app}",
+                    f"SCIF_APPROOT={approot}",
+                    f"SCIF_APPMETA={approot}/scif",
+                    "SCIF_DATA=/scif/data",
+                    f"SCIF_APPDATA=/scif/data/{app}",
+                    f"SCIF_APPINPUT=/scif/data/{app}/input",
+                    f"SCIF_APPOUTPUT=/scif/data/{app}/output",
+                    "export SCIF_APPDATA SCIF_APPNAME SCIF_APPROOT SCIF_APPMETA SCIF_APPINPUT "
+                    "SCIF_APPOUTPUT SCIF_DATA",
+                    "",
+                ]
+            ),
+        )
         labels = {"SCIF_APP_NAME": app}
-        for part, fname in (("apprun", "runscript"), ("appstart", "startscript"),
-                            ("apptest", "test")):
+        for part, fname in (
+            ("apprun", "runscript"),
+            ("appstart", "startscript"),
+            ("apptest", "test"),
+        ):
             sec = stage.section(part, app)
             if sec is not None:
                 _write(d / "scif" / fname, app_script(sec.body))
@@ -268,8 +279,7 @@ def _write_apps(stage: RawStage, root: Path) -> None:
         lab = stage.section("applabels", app)
         if lab is not None:
             labels.update(get_labels(lab.body))
-        _write(d / "scif" / "labels.json", json.dumps(labels, indent="\t", sort_keys=True),
-               0o644)
+        _write(d / "scif" / "labels.json", json.dumps(labels, indent="\t", sort_keys=True), 0o644)
         base += [
             f"SCIF_APPDATA_{n}=/scif/data/{app}",
             f"SCIF_APPMETA_{n}={approot}/scif",
@@ -279,11 +289,14 @@ def _write_apps(stage: RawStage, root: Path) -> None:
             f"export SCIF_APPDATA_{n} SCIF_APPMETA_{n} SCIF_APPROOT_{n} SCIF_APPBIN_{n} "
             f"SCIF_APPLIB_{n}",
         ]
-        for fname, var in (("runscript", "RUN"), ("startscript", "START"),
-                           ("labels.json", "LABELS"), ("env/90-environment.sh", "ENV")):
+        for fname, var in (
+            ("runscript", "RUN"),
+            ("startscript", "START"),
+            ("labels.json", "LABELS"),
+            ("env/90-environment.sh", "ENV"),
+        ):
             if (d / "scif" / fname).exists():
-                base += [f"SCIF_APP{var}_{n}={approot}/scif/{fname}",
-                         f"export SCIF_APP{var}_{n}"]
+                base += [f"SCIF_APP{var}_{n}={approot}/scif/{fname}", f"export SCIF_APP{var}_{n}"]
     if apps:
         _write(root / ".singularity.d" / "env" / "94-appsbase.sh", "\n".join(base) + "\n")
 
@@ -336,8 +349,7 @@ class Image:
         shell = shutil.which(sh) if not os.path.isabs(sh) else sh
         if shell is None:
             raise DefError(f"{sh} is not installed (Debian/Ubuntu: apt-get install {sh})")
-        run_env = {"PATH": DEFAULT_PATH, "HOME": os.environ.get("HOME", "/root"),
-                   "LANG": "C.UTF-8"}
+        run_env = {"PATH": DEFAULT_PATH, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
         run_env.update(env or {})
         run_env["__DEFBUILDER_ACTION"] = action
         run_env["__DEFBUILDER_PWD"] = os.path.abspath(cwd or os.getcwd())
@@ -345,8 +357,9 @@ class Image:
         run_env.setdefault("APPTAINER_NAME", self.root.name)
         if app is not None:
             if app not in self.stage.apps():
-                raise DefError(f"no app {app!r} in this image; apps: "
-                               f"{', '.join(self.stage.apps()) or 'none'}")
+                raise DefError(
+                    f"no app {app!r} in this image; apps: {', '.join(self.stage.apps()) or 'none'}"
+                )
             run_env["APPTAINER_APPNAME"] = app
             run_env["SINGULARITY_APPNAME"] = app
         plan = _mount_plan(self.root, self.files, os.path.realpath(shell))
@@ -359,8 +372,9 @@ class Image:
             os.chroot(self.root)
             os.chdir("/")
 
-        return subprocess.Popen(argv, env=run_env, preexec_fn=enter, stdin=stdin,
-                                stdout=stdout, stderr=stderr)
+        return subprocess.Popen(
+            argv, env=run_env, preexec_fn=enter, stdin=stdin, stdout=stdout, stderr=stderr
+        )
 
     def run(
         self,
@@ -372,9 +386,14 @@ class Image:
         **kw: Any,
     ) -> subprocess.CompletedProcess[bytes]:
         """Perform an action and wait: the result's stdout/stderr are bytes."""
-        proc = self.popen(action, args, stdin=subprocess.PIPE if input is not None else
-                          subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, **kw)
+        proc = self.popen(
+            action,
+            args,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **kw,
+        )
         out, err = proc.communicate(input, timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
@@ -482,9 +501,11 @@ def unpack(
     if help_ is not None:
         _write(meta / "runscript.help", help_.body, 0o644)
     labels = chosen.section("labels")
-    _write(meta / "labels.json",
-           json.dumps(get_labels(labels.body) if labels else {}, indent="\t", sort_keys=True),
-           0o644)
+    _write(
+        meta / "labels.json",
+        json.dumps(get_labels(labels.body) if labels else {}, indent="\t", sort_keys=True),
+        0o644,
+    )
     _write(meta / "Singularity", text, 0o644)
     _write_apps(chosen, root_path)
     mapped = {k.rstrip("/"): Path(v) for k, v in (files or {}).items()}

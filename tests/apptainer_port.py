@@ -15,11 +15,27 @@ FILE_SPLITTER = re.compile(
     r"""([^\s"']*{{\s*\w+\s*}}*[^\s{}"']*)+|([^\s"']+|"([^"]*)"|'([^']*))""", re.ASCII
 )
 VALID_SECTIONS = {
-    "help", "setup", "files", "labels", "environment", "pre", "post",
-    "runscript", "test", "startscript", "arguments",
+    "help",
+    "setup",
+    "files",
+    "labels",
+    "environment",
+    "pre",
+    "post",
+    "runscript",
+    "test",
+    "startscript",
+    "arguments",
 }
 APP_SECTIONS = {
-    "appinstall", "applabels", "appfiles", "appenv", "apptest", "apphelp", "apprun", "appstart",
+    "appinstall",
+    "applabels",
+    "appfiles",
+    "appenv",
+    "apptest",
+    "apphelp",
+    "apprun",
+    "appstart",
 }
 
 
@@ -58,9 +74,7 @@ def tokens(stage_text: str) -> tuple[str, list[str]]:
             sections[-1].append(line)
         else:
             header.append(line)
-    return "\n".join(header) + ("\n" if header else ""), [
-        "\n".join(s) + "\n" for s in sections
-    ]
+    return "\n".join(header) + ("\n" if header else ""), ["\n".join(s) + "\n" for s in sections]
 
 
 def section_name(line: str) -> str:

@@ -50,8 +50,10 @@ def test_render_two_stage_to_stdout(tmp_path):
 
 def test_render_is_byte_identical_across_hash_seeds(tmp_path):
     recipe = write(tmp_path, TWO_STAGE)
-    outs = {run_cli("render", str(recipe), env={"PYTHONHASHSEED": seed}).stdout
-            for seed in ("0", "1", "12345", "random")}
+    outs = {
+        run_cli("render", str(recipe), env={"PYTHONHASHSEED": seed}).stdout
+        for seed in ("0", "1", "12345", "random")
+    }
     assert len(outs) == 1
 
 
@@ -66,8 +68,20 @@ def test_output_file_is_written(tmp_path):
 
 def test_set_converts_with_annotations(tmp_path):
     recipe = write(tmp_path, PARAMS)
-    out = run_cli("render", str(recipe), "--set", "cuda=12.8", "--set", "gpus=2",
-                  "--set", "debug=yes", "--set", "scale=0.5", "--set", "name=a b")
+    out = run_cli(
+        "render",
+        str(recipe),
+        "--set",
+        "cuda=12.8",
+        "--set",
+        "gpus=2",
+        "--set",
+        "debug=yes",
+        "--set",
+        "scale=0.5",
+        "--set",
+        "name=a b",
+    )
     assert out.returncode == 0, out.stderr
     assert "From: nvidia/cuda:12.8.1-base-ubuntu24.04" in out.stdout
     for line in ("gpus 2", "debug True", "name a b", "scale 0.5", "cuda_major 12"):
@@ -112,24 +126,30 @@ BAD = {
         "s = Stage(Header.docker('ubuntu:24.04', stage='final'),\n"
         "          files=Files(['/x'], from_stage='biuld'))\n"
         "recipe = Recipe([s])\n",
-        3, "%files from biuld: unknown stage"),
+        3,
+        "%files from biuld: unknown stage",
+    ),
     "duplicate-stage": (
         "from defbuilder import *\n"
         "a = Stage(Header.docker('ubuntu:24.04', stage='build'))\n"
         "b = Stage(Header.docker('ubuntu:24.04', stage='build'))\n"
         "recipe = Recipe([a, b])\n",
-        3, "duplicate stage name 'build'"),
+        3,
+        "duplicate stage name 'build'",
+    ),
     "label-key": (
         "from defbuilder import *\n\n"
         "recipe = Stage(Header.docker('ubuntu:24.04'), labels={'my label': 'x'})\n",
-        3, "invalid label key 'my label'"),
+        3,
+        "invalid label key 'my label'",
+    ),
     "missing-from": (
-        "from defbuilder import *\n"
-        "recipe = Stage(\n    Header('docker', stage='build'))\n",
-        3, "Bootstrap: docker needs From:"),
+        "from defbuilder import *\nrecipe = Stage(\n    Header('docker', stage='build'))\n",
+        3,
+        "Bootstrap: docker needs From:",
+    ),
     "wrong-type": ("recipe = 42\n", None, "must be a Recipe or Stage"),
-    "raises": ("import os\nrecipe = os.environ['NO_SUCH_VARIABLE_HERE']\n", 2,
-               "raised KeyError"),
+    "raises": ("import os\nrecipe = os.environ['NO_SUCH_VARIABLE_HERE']\n", 2, "raised KeyError"),
 }
 
 
@@ -164,13 +184,19 @@ def test_debug_shows_traceback(tmp_path):
     assert out.returncode == 2 and "Traceback" in out.stderr
 
 
-@pytest.mark.parametrize(("sets", "message"), [
-    (["gpu=2"], "--set gpu: unknown parameter; recipe() accepts: cuda, gpus, debug, name, scale"),
-    (["gpus=two"], "--set gpus='two': cannot convert to int"),
-    (["cuda=twelve"], "--set cuda='twelve': cannot convert to Version"),
-    (["debug=maybe"], "--set debug='maybe': cannot convert to bool"),
-    (["novalue"], "--set 'novalue': expected key=value"),
-])
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["gpu=2"],
+            "--set gpu: unknown parameter; recipe() accepts: cuda, gpus, debug, name, scale",
+        ),
+        (["gpus=two"], "--set gpus='two': cannot convert to int"),
+        (["cuda=twelve"], "--set cuda='twelve': cannot convert to Version"),
+        (["debug=maybe"], "--set debug='maybe': cannot convert to bool"),
+        (["novalue"], "--set 'novalue': expected key=value"),
+    ],
+)
 def test_bad_set(tmp_path, sets, message):
     recipe = write(tmp_path, PARAMS)
     args = [a for s in sets for a in ("--set", s)]
@@ -202,8 +228,9 @@ def test_render_does_not_import_torch_or_jinja2(tmp_path):
         f"    assert main(['render', {str(recipe)!r}]) == 0\n"
         "print(sorted(m for m in ('torch', 'jinja2', 'numpy') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ}
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 

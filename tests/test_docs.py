@@ -42,8 +42,9 @@ def run_console(block: str, cwd: Path) -> None:
         assert argv[0] == "defbuilder", f"only defbuilder transcripts run: {cmd}"
         if argv[1] == "try" and "--show" not in argv and not runtime.available():
             continue  # needs mount namespaces; tests/test_runtime.py skips likewise
-        out = subprocess.run([sys.executable, "-m", "defbuilder", *argv[1:]], cwd=cwd,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "defbuilder", *argv[1:]], cwd=cwd, capture_output=True, text=True
+        )
         got = (out.stdout + out.stderr).rstrip("\n")
         assert got == "\n".join(expected).rstrip("\n"), f"$ {cmd}"
 
@@ -68,6 +69,7 @@ def test_page_examples(page, tmp_path, monkeypatch):
             run_console(body, tmp_path)
             ran += 1
     generated = page.name == "lint-rules.md"  # checked by tests/test_lint.py
-    if not generated and (page.parent.name == "docs" or
-                          (page.name == "README.md" and page.parent == ROOT)):
+    if not generated and (
+        page.parent.name == "docs" or (page.name == "README.md" and page.parent == ROOT)
+    ):
         assert ran, f"{page.name} has no runnable example"

@@ -37,11 +37,15 @@ TABLE = [
     ("cmd-shell+args", None, f"{D} p1_cmd", [D, "y"], ["y"]),
     ("entry-exec", [D, "p1_entry"], None, [], ["p1_entry"]),
     ("entry-exec+args", [D, "p1_entry"], None, ["a1", "a2"], ["p1_entry", "a1", "a2"]),
-    ("entry-exec+cmd-exec", [D, "p1_entry"], ["c", "p1_cmd"], [],
-     ["p1_entry", "c", "p1_cmd"]),
+    ("entry-exec+cmd-exec", [D, "p1_entry"], ["c", "p1_cmd"], [], ["p1_entry", "c", "p1_cmd"]),
     ("entry-exec+cmd-exec+args", [D, "p1_entry"], ["c", "p1_cmd"], ["z"], ["p1_entry", "z"]),
-    ("entry-exec+cmd-shell", [D, "p1_entry"], "c p1_cmd", [],
-     ["p1_entry", "/bin/sh", "-c", "c p1_cmd"]),
+    (
+        "entry-exec+cmd-shell",
+        [D, "p1_entry"],
+        "c p1_cmd",
+        [],
+        ["p1_entry", "/bin/sh", "-c", "c p1_cmd"],
+    ),
     ("entry-shell", f"{D} p1_entry", None, [], ["p1_entry"]),
     ("entry-shell+cmd-exec", f"{D} p1_entry", ["c", "p1_cmd"], [], ["p1_entry"]),
     ("entry-shell+args-ignored", f"{D} p1_entry", None, ["ignored"], ["p1_entry"]),
@@ -57,8 +61,9 @@ def _image(tmp_path, block):
     return unpack(text, tmp_path / "img", files={"/opt/t": tools_dir(tmp_path)})
 
 
-@pytest.mark.parametrize(("name", "entry", "cmd", "args", "expected"), TABLE,
-                         ids=[t[0] for t in TABLE])
+@pytest.mark.parametrize(
+    ("name", "entry", "cmd", "args", "expected"), TABLE, ids=[t[0] for t in TABLE]
+)
 def test_docker_table(tmp_path, shell, name, entry, cmd, args, expected):
     block = Entrypoint(entry, cmd=cmd)
     assert block.argv(args)[0] in (D, "/bin/sh")  # the model's own view agrees below
@@ -116,8 +121,9 @@ def test_program_is_execd_and_gets_sigterm(tmp_path, shell):
 
 
 def test_workdir_like_docker(tmp_path, shell):
-    img = _image(tmp_path, Entrypoint(["/bin/sh", "-c", 'exec /opt/t/dump "$PWD"'],
-                                      workdir="/opt/t"))
+    img = _image(
+        tmp_path, Entrypoint(["/bin/sh", "-c", 'exec /opt/t/dump "$PWD"'], workdir="/opt/t")
+    )
     assert parse_dump(img.run("run", [], sh=shell).stdout)["argv"] == ["/opt/t"]
 
 
@@ -128,4 +134,3 @@ def test_argv_model_matches_docker_table():
             assert argv[1:] == expected
         elif argv[:2] == ["/bin/sh", "-c"]:
             assert argv[2].startswith(D)
-

@@ -40,18 +40,38 @@ TABLE = [
     ("cmd-shell+args", None, f"{D} p1_cmd", [D, "y"], ["y"]),
     ("entry-exec", f'["{D}", "p1_entry"]', None, [], ["p1_entry"]),
     ("entry-exec+args", f'["{D}", "p1_entry"]', None, ["a b", ""], ["p1_entry", "a b", ""]),
-    ("entry-exec+cmd-exec", f'["{D}", "p1_entry"]', '["c", "p1_cmd"]', [],
-     ["p1_entry", "c", "p1_cmd"]),
-    ("entry-exec+cmd-exec+args", f'["{D}", "p1_entry"]', '["c", "p1_cmd"]', ["z"],
-     ["p1_entry", "z"]),
-    ("entry-exec+cmd-shell", f'["{D}", "p1_entry"]', "c p1_cmd", [],
-     ["p1_entry", "/bin/sh", "-c", "c p1_cmd"]),
+    (
+        "entry-exec+cmd-exec",
+        f'["{D}", "p1_entry"]',
+        '["c", "p1_cmd"]',
+        [],
+        ["p1_entry", "c", "p1_cmd"],
+    ),
+    (
+        "entry-exec+cmd-exec+args",
+        f'["{D}", "p1_entry"]',
+        '["c", "p1_cmd"]',
+        ["z"],
+        ["p1_entry", "z"],
+    ),
+    (
+        "entry-exec+cmd-shell",
+        f'["{D}", "p1_entry"]',
+        "c p1_cmd",
+        [],
+        ["p1_entry", "/bin/sh", "-c", "c p1_cmd"],
+    ),
     ("entry-shell", f"{D} p1_entry", None, [], ["p1_entry"]),
     ("entry-shell+cmd-exec", f"{D} p1_entry", '["c", "p1_cmd"]', [], ["p1_entry"]),
     ("entry-shell+args", f"{D} p1_entry", None, ["ignored"], ["p1_entry"]),
     ("entry-exec+empty-cmd", f'["{D}", "p1_entry"]', "[]", [], ["p1_entry"]),
-    ("quotes-and-spaces", f'["{D}", "it\'s", "a \\"b\\"", "$HOME", "*"]', None, ["c d"],
-     ["it's", 'a "b"', "$HOME", "*", "c d"]),
+    (
+        "quotes-and-spaces",
+        f'["{D}", "it\'s", "a \\"b\\"", "$HOME", "*"]',
+        None,
+        ["c d"],
+        ["it's", 'a "b"', "$HOME", "*", "c d"],
+    ),
 ]
 
 
@@ -65,12 +85,14 @@ def dockerfile(entry: str | None, cmd: str | None) -> str:
 
 
 @needs_namespaces
-@pytest.mark.parametrize(("name", "entry", "cmd", "args", "expected"), TABLE,
-                         ids=[t[0] for t in TABLE])
+@pytest.mark.parametrize(
+    ("name", "entry", "cmd", "args", "expected"), TABLE, ids=[t[0] for t in TABLE]
+)
 def test_entrypoint_cmd_table(tmp_path, shell, name, entry, cmd, args, expected):
     conversion = convert(dockerfile(entry, cmd))
-    img = unpack(render(conversion.recipe), tmp_path / "root",
-                 files={"/opt/t": tools_dir(tmp_path)})
+    img = unpack(
+        render(conversion.recipe), tmp_path / "root", files={"/opt/t": tools_dir(tmp_path)}
+    )
     res = img.run("run", args, sh=shell)
     assert res.returncode == 0, res.stderr.decode()
     assert parse_dump(res.stdout)["argv"] == expected
@@ -84,7 +106,10 @@ def test_multistage_copy_from_and_warnings():
     assert (build.name, final.name) == ("build", "production")
     from_build = next(f for f in final.files if f.from_stage == "build")
     assert [e.src for e in from_build.entries] == [
-        "/app/.pixi/envs/prod", "/app/entrypoint.sh", "/app/activate.sh"]
+        "/app/.pixi/envs/prod",
+        "/app/entrypoint.sh",
+        "/app/activate.sh",
+    ]
     assert any("EXPOSE 8000" in w and "left out" in w for w in conversion.warnings)
     assert "chmod -R 0755 /app/entrypoint.sh" in final.post.body
     assert "Stage(" in conversion.source and "Entrypoint(" in conversion.source
@@ -106,8 +131,9 @@ def test_converted_upstream_example_behaves_like_docker(tmp_path, shell):
     fakes = tmp_path / "fakes"
     shutil.copytree(FAKES, fakes)
     build = unpack(text, tmp_path / "b", stage="build", files={"/app": app, "/opt/f": fakes})
-    res = build.run("exec", build.build_script_argv("post"), sh=shell,
-                    env={"PATH": "/opt/f:/usr/bin:/bin"})
+    res = build.run(
+        "exec", build.build_script_argv("post"), sh=shell, env={"PATH": "/opt/f:/usr/bin:/bin"}
+    )
     assert res.returncode == 0, res.stderr.decode()
     final = unpack(text, tmp_path / "f", stage="production", files={"/app": app})
     res = final.run("exec", final.build_script_argv("post"), sh=shell)  # its %post (chmod)
@@ -131,12 +157,13 @@ def test_env_arg_workdir_label():
         "ARG BASE=ubuntu:24.04\n"
         "FROM ${BASE}\n"
         "ARG JOBS=4\n"
-        "ENV PATH=/opt/tool/bin:$PATH GREETING=\"hi there\"\n"
+        'ENV PATH=/opt/tool/bin:$PATH GREETING="hi there"\n'
         "WORKDIR /work\n"
         "COPY app.py .\n"
         "RUN make -j$JOBS\n"
-        "LABEL org.opencontainers.image.title=\"demo app\"\n"
-        "USER nobody\n")
+        'LABEL org.opencontainers.image.title="demo app"\n'
+        "USER nobody\n"
+    )
     text = render(conversion.recipe)
     stage = split_stages(text)[0]
     assert stage.header["from"] == "{{ BASE }}"
@@ -155,21 +182,25 @@ def test_env_arg_workdir_label():
 
 
 def test_add_url_and_archive_become_post_steps():
-    conversion = convert("FROM ubuntu:24.04\nADD https://example.org/x.tgz /opt/\n"
-                         "ADD data.tar.gz /data\n")
+    conversion = convert(
+        "FROM ubuntu:24.04\nADD https://example.org/x.tgz /opt/\nADD data.tar.gz /data\n"
+    )
     post = conversion.recipe.stages[0].post.body
     assert "curl -fsSL -o /opt/x.tgz https://example.org/x.tgz" in post
     assert "tar -xf /tmp/defbuilder-add/data.tar.gz -C /data" in post
     assert len(conversion.warnings) == 2
 
 
-@pytest.mark.parametrize(("text", "line", "message"), [
-    ("FROM ubuntu:24.04\nRUNN echo\n", 2, "unknown instruction 'RUNN'"),
-    ("RUN echo\nFROM ubuntu:24.04\n", 1, "RUN before the first FROM"),
-    ("FROM ubuntu:24.04\nCOPY onlyone\n", 2, "needs a source and a destination"),
-    ("FROM ubuntu:24.04 AS a\nFROM a\n", 2, "building on an earlier stage"),
-    ("FROM ubuntu:24.04\nSHELL /bin/bash -c\n", 2, "SHELL needs the JSON form"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("FROM ubuntu:24.04\nRUNN echo\n", 2, "unknown instruction 'RUNN'"),
+        ("RUN echo\nFROM ubuntu:24.04\n", 1, "RUN before the first FROM"),
+        ("FROM ubuntu:24.04\nCOPY onlyone\n", 2, "needs a source and a destination"),
+        ("FROM ubuntu:24.04 AS a\nFROM a\n", 2, "building on an earlier stage"),
+        ("FROM ubuntu:24.04\nSHELL /bin/bash -c\n", 2, "SHELL needs the JSON form"),
+    ],
+)
 def test_syntax_errors_name_the_line(text, line, message):
     with pytest.raises(DefError, match=message) as err:
         convert(text, "Dockerfile")
@@ -178,7 +209,7 @@ def test_syntax_errors_name_the_line(text, line, message):
 
 def test_cli(tmp_path):
     df = tmp_path / "Dockerfile"
-    df.write_text("FROM ubuntu:24.04\nEXPOSE 80\nCMD [\"python3\", \"-V\"]\n")
+    df.write_text('FROM ubuntu:24.04\nEXPOSE 80\nCMD ["python3", "-V"]\n')
     out = run_cli("from-dockerfile", str(df), "-o", str(tmp_path / "recipe.py"))
     assert out.returncode == 0 and "EXPOSE 80" in out.stderr
     rendered = run_cli("render", str(tmp_path / "recipe.py")).stdout
@@ -194,8 +225,10 @@ def spython_table(tmp_path: Path, shell: str = "dash") -> str:
     in the harness; a markdown table of what the program received."""
     parsers = pytest.importorskip("spython.main.parse.parsers")
     writers = pytest.importorskip("spython.main.parse.writers")
-    rows = ["| case | Docker (documented) | spython's runscript | defbuilder |",
-            "|---|---|---|---|"]
+    rows = [
+        "| case | Docker (documented) | spython's runscript | defbuilder |",
+        "|---|---|---|---|",
+    ]
     tools = tools_dir(tmp_path)
     for name, entry, cmd, args, expected in TABLE:
         df = tmp_path / f"{name}.Dockerfile"
@@ -213,8 +246,7 @@ def spython_table(tmp_path: Path, shell: str = "dash") -> str:
                 results.append("same" if got == expected else f"`{got}`")
             except (ValueError, IndexError):
                 results.append(f"fails (exit {res.returncode})")
-        rows.append(f"| {name} (run args `{args}`) | `{expected}` | {results[0]} | "
-                    f"{results[1]} |")
+        rows.append(f"| {name} (run args `{args}`) | `{expected}` | {results[0]} | {results[1]} |")
     return "\n".join(rows) + "\n"
 
 
@@ -267,18 +299,28 @@ def check_generated(tmp_path: Path, source: str, expected: str) -> None:
     renders to ``expected`` byte for byte."""
     script = tmp_path / "generated_recipe.py"
     script.write_text(source)
-    lint = subprocess.run([str(RUFF), "check", "--isolated", "--no-cache", "--select", "F",
-                           str(script)], capture_output=True, text=True, timeout=60)
+    lint = subprocess.run(
+        [str(RUFF), "check", "--isolated", "--no-cache", "--select", "F", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr + source
     out = run_cli("render", str(script))
     assert out.returncode == 0, out.stderr + source
     assert out.stdout == expected
 
 
-@pytest.mark.parametrize("text", [
-    (DOCKERFILES / "pixi_hello.Dockerfile").read_text(), DOCS_EXAMPLE, ENV_ARG_EXAMPLE,
-    *(dockerfile(entry, cmd) for _n, entry, cmd, _a, _e in TABLE),
-], ids=["pixi_hello", "docs", "env-arg", *(t[0] for t in TABLE)])
+@pytest.mark.parametrize(
+    "text",
+    [
+        (DOCKERFILES / "pixi_hello.Dockerfile").read_text(),
+        DOCS_EXAMPLE,
+        ENV_ARG_EXAMPLE,
+        *(dockerfile(entry, cmd) for _n, entry, cmd, _a, _e in TABLE),
+    ],
+    ids=["pixi_hello", "docs", "env-arg", *(t[0] for t in TABLE)],
+)
 def test_generated_script_renders_the_same_bytes(tmp_path, text):
     conversion = convert(text)
     check_generated(tmp_path, conversion.source, render(conversion.recipe))
@@ -286,22 +328,33 @@ def test_generated_script_renders_the_same_bytes(tmp_path, text):
 
 def test_entrypoint_and_pixi_stay_block_calls():
     source = convert((DOCKERFILES / "pixi_hello.Dockerfile").read_text()).source
-    assert ") + Entrypoint(['/app/entrypoint.sh'], cmd=['python', '-V'], workdir='/app')" \
-        in source
-    assert ") + Sections(post=static_activation('prod', '/app/pixi.toml', " \
+    assert ") + Entrypoint(['/app/entrypoint.sh'], cmd=['python', '-V'], workdir='/app')" in source
+    assert (
+        ") + Sections(post=static_activation('prod', '/app/pixi.toml', "
         "'/app/activate.sh'))" in source
+    )
     assert "from defbuilder.blocks import Entrypoint\n" in source
     assert "BuildArg" not in source and "Export" not in source  # nothing unused
 
 
-@pytest.mark.parametrize(("name", "variable"), [
-    ("class", "class_"), ("if", "if_"), ("3rd", "stage_3rd"), ("recipe", "recipe_"),
-    ("print", "print_"), ("stage", "stage"), ("Stage", "stage"), ("None", "none"),
-    ("entrypoint", "entrypoint"), ("x.y+z", "x_y_z"),
-])
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [
+        ("class", "class_"),
+        ("if", "if_"),
+        ("3rd", "stage_3rd"),
+        ("recipe", "recipe_"),
+        ("print", "print_"),
+        ("stage", "stage"),
+        ("Stage", "stage"),
+        ("None", "none"),
+        ("entrypoint", "entrypoint"),
+        ("x.y+z", "x_y_z"),
+    ],
+)
 def test_stage_names_become_valid_identifiers(tmp_path, name, variable):
     # Docker: `FROM image AS name` (reference, "FROM"); Apptainer keeps `Stage: name`.
-    conversion = convert(f"FROM alpine:3.20 AS {name}\nRUN true\nCMD [\"true\"]\n")
+    conversion = convert(f'FROM alpine:3.20 AS {name}\nRUN true\nCMD ["true"]\n')
     assert conversion.recipe.stages[0].name == name
     assert f"\n{variable} = Stage(\n" in conversion.source
     assert f"recipe = Recipe([{variable}])" in conversion.source
@@ -309,10 +362,12 @@ def test_stage_names_become_valid_identifiers(tmp_path, name, variable):
 
 
 def test_stages_a_dash_b_and_a_underscore_b_stay_distinct(tmp_path):
-    conversion = convert("FROM alpine:3.20 AS a-b\nRUN echo one > /one\n"
-                         "FROM alpine:3.20 AS a_b\nRUN echo two > /two\n"
-                         "FROM alpine:3.20\nCOPY --from=a-b /one /one\n"
-                         "COPY --from=a_b /two /two\n")
+    conversion = convert(
+        "FROM alpine:3.20 AS a-b\nRUN echo one > /one\n"
+        "FROM alpine:3.20 AS a_b\nRUN echo two > /two\n"
+        "FROM alpine:3.20\nCOPY --from=a-b /one /one\n"
+        "COPY --from=a_b /two /two\n"
+    )
     assert [s.name for s in conversion.recipe.stages] == ["a-b", "a_b", None]
     assert "\na_b = Stage(" in conversion.source and "\na_b_2 = Stage(" in conversion.source
     assert "recipe = Recipe([a_b_2, a_b, stage2])" in conversion.source
@@ -323,8 +378,25 @@ def test_stages_a_dash_b_and_a_underscore_b_stay_distinct(tmp_path):
 
 def test_identifier_rules():
     taken = {"a_b", "stage_3rd", "Stage", "render"}
-    for name in ["class", "if", "a-b", "a_b", "3rd", "__debug__", "__init__", "_", "-",
-                 "", "é", "Stage", "render", "recipe", "True", "match", "x" * 80]:
+    for name in [
+        "class",
+        "if",
+        "a-b",
+        "a_b",
+        "3rd",
+        "__debug__",
+        "__init__",
+        "_",
+        "-",
+        "",
+        "é",
+        "Stage",
+        "render",
+        "recipe",
+        "True",
+        "match",
+        "x" * 80,
+    ]:
         got = identifier(name, taken)
         assert got.isidentifier() and not keyword.iskeyword(got), name
         assert got not in taken and got not in ("recipe", "__debug__"), name
@@ -333,8 +405,7 @@ def test_identifier_rules():
 
 
 def test_parse_to_python_names_and_imports(tmp_path):
-    names = ["class", "if", "3rd", "a-b", "a_b", "Stage", "recipe", "render", "Recipe",
-             "__debug__"]
+    names = ["class", "if", "3rd", "a-b", "a_b", "Stage", "recipe", "render", "Recipe", "__debug__"]
     stages = [Stage(Header.docker("alpine:3.20", stage=n), post=f"echo {n}") for n in names]
     recipe = Recipe(stages)
     source = to_python(recipe, "x.def")
@@ -356,8 +427,9 @@ def test_workdir_braces_are_not_a_build_argument(tmp_path, shell):
     # Apptainer replaces `{{\s*(\w+)\s*}}` as text before parsing the definition
     # (apptainer/apptainer v1.5.3 internal/pkg/build/args/reader.go); Docker's WORKDIR
     # /srv/{{x}} is that literal directory.
-    conversion = convert("FROM ubuntu:24.04\nWORKDIR /srv/{{x}}\nENV A={{y}} B=$HOME{{z}}\n"
-                         "CMD [\"pwd\"]\n")
+    conversion = convert(
+        'FROM ubuntu:24.04\nWORKDIR /srv/{{x}}\nENV A={{y}} B=$HOME{{z}}\nCMD ["pwd"]\n'
+    )
     text = render(conversion.recipe)
     assert not has_placeholder(text), text
     assert conversion.warnings == ()
@@ -366,27 +438,41 @@ def test_workdir_braces_are_not_a_build_argument(tmp_path, shell):
     assert first == "mkdir -p '/srv/{''{x}}' && cd '/srv/{''{x}}' || exit 1"
     # what sh makes of the words we wrote: Docker's literal values
     env = split_stages(text)[0].section("environment").body
-    res = subprocess.run([shell, "-c", "HOME=/h; set -- " + first.split()[2] + "\n" + env
-                          + '\nprintf "%s|%s|%s" "$1" "$A" "$B"'],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [
+            shell,
+            "-c",
+            "HOME=/h; set -- "
+            + first.split()[2]
+            + "\n"
+            + env
+            + '\nprintf "%s|%s|%s" "$1" "$A" "$B"',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert res.stdout == "/srv/{{x}}|{{y}}|/h{{z}}"
     check_generated(tmp_path, conversion.source, text)
 
 
 def test_placeholder_text_copied_as_is_is_reported():
-    conversion = convert("FROM ubuntu:24.04\nRUN echo {{ x }}\nCOPY {{y}}.txt /data/\n"
-                         "LABEL note=\"{{ z }}\"\n")
+    conversion = convert(
+        'FROM ubuntu:24.04\nRUN echo {{ x }}\nCOPY {{y}}.txt /data/\nLABEL note="{{ z }}"\n'
+    )
     lines = [w.split(":")[1] for w in conversion.warnings if "build argument" in w]
     assert lines == ["2", "3", "4"]
 
 
 def test_shell_with_options_is_reported():
-    conversion = convert('FROM ubuntu:24.04\nSHELL ["/bin/bash", "-o", "pipefail", "-c"]\n'
-                         "RUN echo hi\nCMD echo $0\n")
+    conversion = convert(
+        'FROM ubuntu:24.04\nSHELL ["/bin/bash", "-o", "pipefail", "-c"]\nRUN echo hi\nCMD echo $0\n'
+    )
     assert len(conversion.warnings) == 1 and "SHELL" in conversion.warnings[0]
     assert conversion.recipe.stages[0].post.shell is None
-    assert "set -- /bin/bash -o pipefail -c 'echo $0'\n" in \
-        conversion.recipe.stages[0].runscript.body
+    assert (
+        "set -- /bin/bash -o pipefail -c 'echo $0'\n" in conversion.recipe.stages[0].runscript.body
+    )
 
 
 def test_model_errors_name_the_dockerfile_line():
@@ -394,7 +480,7 @@ def test_model_errors_name_the_dockerfile_line():
         convert("FROM ubuntu:24.04\nRUN true\nENV a.b=1\n", "Dockerfile")
     assert (err.value.file, err.value.line) == ("Dockerfile", 3)
     with pytest.raises(DefError, match="label") as err:
-        convert("FROM ubuntu:24.04\nLABEL a=\" x\"\n", "Dockerfile")
+        convert('FROM ubuntu:24.04\nLABEL a=" x"\n', "Dockerfile")
     assert (err.value.file, err.value.line) == ("Dockerfile", 2)
     with pytest.raises(DefError, match="starts with '%'") as err:
         convert("FROM ubuntu:24.04\nRUN true\nRUN echo a \\\n%b\n", "Dockerfile")
@@ -410,23 +496,37 @@ def test_no_generated_code_is_executed_in_the_package():
     calls = []
     for path in sorted((ROOT / "defbuilder").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("exec", "eval", "compile")):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("exec", "eval", "compile")
+            ):
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.func.id}")
     assert all(c.startswith("defbuilder/loader.py:") for c in calls), calls
-    assert not [ln for ln in (ROOT / "defbuilder").rglob("*.py")
-                if "shlex.quote" in ln.read_text(encoding="utf-8")]
+    assert not [
+        ln
+        for ln in (ROOT / "defbuilder").rglob("*.py")
+        if "shlex.quote" in ln.read_text(encoding="utf-8")
+    ]
 
 
 @settings(max_examples=60, deadline=None)
-@given(body=st.lists(st.sampled_from([*"ab $\\\"'`{}%#\t\n\r", "é", '"""', "\\\n", "    "]),
-                     max_size=30).map("".join),
-       verbatim=st.booleans(), shell=st.sampled_from([None, "/bin/bash"]))
+@given(
+    body=st.lists(
+        st.sampled_from([*"ab $\\\"'`{}%#\t\n\r", "é", '"""', "\\\n", "    "]), max_size=30
+    ).map("".join),
+    verbatim=st.booleans(),
+    shell=st.sampled_from([None, "/bin/bash"]),
+)
 def test_codegen_writes_any_script_body_exactly(tmp_path_factory, body, verbatim, shell):
     try:
         script = Script(body, verbatim=verbatim, shell=shell)
-        stage = Stage(Header.docker("alpine:3.20"), post=script, runscript=script,
-                      environment=Environment([Script(body, verbatim=verbatim)]))
+        stage = Stage(
+            Header.docker("alpine:3.20"),
+            post=script,
+            runscript=script,
+            environment=Environment([Script(body, verbatim=verbatim)]),
+        )
     except DefError:
         assume(False)
     # a body that no Script(...) call gives back: clean_body turns "\r\r\n" into "\r\n"
@@ -438,8 +538,14 @@ def test_codegen_writes_any_script_body_exactly(tmp_path_factory, body, verbatim
 
 
 @settings(max_examples=100, deadline=None)
-@given(names=st.lists(st.text("aAb_-.+1" + "".join(keyword.kwlist[:3]), min_size=1,
-                              max_size=6), min_size=1, max_size=6, unique=True))
+@given(
+    names=st.lists(
+        st.text("aAb_-.+1" + "".join(keyword.kwlist[:3]), min_size=1, max_size=6),
+        min_size=1,
+        max_size=6,
+        unique=True,
+    )
+)
 def test_every_stage_gets_its_own_variable(names):
     # Apptainer stage names are [A-Za-z0-9_.+-]+ (model); each needs one identifier
     recipe = Recipe([Stage(Header.docker("alpine:3.20", stage=n)) for n in names])

@@ -26,8 +26,10 @@ from defbuilder.runtime import unpack
 RECIPE = ROOT / "recipes" / "hello_pytorch" / "recipe.py"
 FAKES = Path(__file__).parent / "fakes"
 # nvidia/cuda's Docker ENV (10-docker2singularity.sh), which the activation must keep
-CUDA_ENV = ('export PATH="/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:'
-            '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n')
+CUDA_ENV = (
+    'export PATH="/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:'
+    '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n'
+)
 
 
 def rendered(*sets: str) -> str:
@@ -51,6 +53,7 @@ def test_parameters():
 
 
 # --- the four flaws of the upstream example ------------------------------------------
+
 
 def test_flaw1_no_inert_shebang_lines():
     """Upstream put `#!/bin/bash` in %post, where Apptainer runs /bin/sh -ex and the
@@ -80,19 +83,28 @@ class TestThroughHarness:
         app = tmp_path / "app"
         app.mkdir()
         recipe_dir = RECIPE.parent
-        shutil.copy(recipe_dir / "pixi.toml", app / "pixi.toml")   # build %files
+        shutil.copy(recipe_dir / "pixi.toml", app / "pixi.toml")  # build %files
         (app / "pixi.lock").write_text("version: 6\n")
         fakes = tmp_path / "fakes"
         shutil.copytree(FAKES, fakes)
-        build = unpack(text, tmp_path / "build-root", stage="build",
-                       files={"/app": app, "/opt/fakes": fakes})
-        res = build.run("exec", build.build_script_argv("post"), sh=shell,
-                        env={"PATH": "/opt/fakes:/usr/bin:/bin",
-                             "FAKE_PIXI_PYTHON": sys.executable})
+        build = unpack(
+            text, tmp_path / "build-root", stage="build", files={"/app": app, "/opt/fakes": fakes}
+        )
+        res = build.run(
+            "exec",
+            build.build_script_argv("post"),
+            sh=shell,
+            env={"PATH": "/opt/fakes:/usr/bin:/bin", "FAKE_PIXI_PYTHON": sys.executable},
+        )
         assert res.returncode == 0, res.stderr.decode()
         shutil.copy(recipe_dir / "gpu_check.py", app / "gpu_check.py")  # final %files
-        return unpack(text, tmp_path / "final-root", stage="final", files={"/app": app},
-                      base_env={"10-docker2singularity.sh": CUDA_ENV})
+        return unpack(
+            text,
+            tmp_path / "final-root",
+            stage="final",
+            files={"/app": app},
+            base_env={"10-docker2singularity.sh": CUDA_ENV},
+        )
 
     def test_run_without_arguments_runs_the_gpu_check(self, image, shell):
         res = image.run("run", [], sh=shell, timeout=300)
@@ -100,24 +112,31 @@ class TestThroughHarness:
         assert b"No GPU found" in res.stdout and b"Status: ok" in res.stdout
 
     def test_run_with_arguments_replaces_the_default_command(self, image, shell):
-        res = image.run("run", ["python", "-c", "import sys; print(sys.argv[1:])", "a b", ""],
-                        sh=shell)
+        res = image.run(
+            "run", ["python", "-c", "import sys; print(sys.argv[1:])", "a b", ""], sh=shell
+        )
         assert res.stdout == b"['a b', '']\n"
 
     def test_flaw3_exec_sees_the_environment(self, image, shell):
-        res = image.run("exec", ["python", "-c",
-                                 "import os; print(os.environ['CONDA_PREFIX'], "
-                                 "os.environ['PATH'].split(':')[:2])"], sh=shell)
+        res = image.run(
+            "exec",
+            [
+                "python",
+                "-c",
+                "import os; print(os.environ['CONDA_PREFIX'], os.environ['PATH'].split(':')[:2])",
+            ],
+            sh=shell,
+        )
         assert res.stdout.decode().strip() == (
-            "/app/.pixi/envs/gpu ['/app/.pixi/envs/gpu/bin', '/usr/local/nvidia/bin']")
+            "/app/.pixi/envs/gpu ['/app/.pixi/envs/gpu/bin', '/usr/local/nvidia/bin']"
+        )
 
     def test_test_action_runs_the_check(self, image, shell):
         res = image.run("test", [], sh=shell, timeout=300)
         assert res.returncode == 0 and b"Matmul check on cpu" in res.stdout
 
     def test_app_gpu_check_reports_no_gpu_as_exit_3(self, image, shell):
-        res = image.run("run", ["--json", "--require-gpu"], app="gpu-check", sh=shell,
-                        timeout=300)
+        res = image.run("run", ["--json", "--require-gpu"], app="gpu-check", sh=shell, timeout=300)
         assert res.returncode == 3
         assert json.loads(res.stdout)["status"] == "no-gpu"
 
@@ -126,9 +145,11 @@ class TestThroughHarness:
         assert res.stdout == b"started\n"
 
     def test_flaw4_runscript_execs_so_signals_reach_the_program(self, image, shell):
-        prog = ("import os, signal, sys, time\n"
-                "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
-                "print(os.getpid(), flush=True)\ntime.sleep(60)\n")
+        prog = (
+            "import os, signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
+            "print(os.getpid(), flush=True)\ntime.sleep(60)\n"
+        )
         proc = image.popen("run", ["python", "-c", prog], sh=shell, stdout=subprocess.PIPE)
         try:
             assert int(proc.stdout.readline()) == proc.pid

@@ -21,8 +21,9 @@ htcondor2 = pytest.importorskip("htcondor2", reason="pip install -e '.[test]' in
 
 RECIPE = ROOT / "recipes" / "hello_pytorch" / "recipe.py"
 FAKES = Path(__file__).parent / "fakes"
-UPSTREAM_IMAGE = ("oras://ghcr.io/uw-madison-dsi/pixi-docker-chtc:"
-                  "apptainer-hello-pytorch-noble-cuda-12.9")
+UPSTREAM_IMAGE = (
+    "oras://ghcr.io/uw-madison-dsi/pixi-docker-chtc:apptainer-hello-pytorch-noble-cuda-12.9"
+)
 
 # The upstream submit file, key by key (../shared/upstream-example.md, "The HTCondor
 # side"), with its requirements bug fixed: both conditions, joined with &&.
@@ -63,21 +64,48 @@ def test_hello_pytorch_submit_matches_upstream_key_by_key(tmp_path):
 
 def test_upstream_bug_is_real_and_fixed():
     # the upstream shape: a second `requirements` line silently replaces the first
-    bad = _submit("requirements = (GPUs_DriverVersion >= 12.0)\n"
-                  "requirements = (OpSysMajorVer > 7)\n")
+    bad = _submit(
+        "requirements = (GPUs_DriverVersion >= 12.0)\nrequirements = (OpSysMajorVer > 7)\n"
+    )
     assert bad.get("requirements") == "(OpSysMajorVer > 7)"
     job = CondorJob(image="x.sif", requirements=["(A > 1)", "(B == true)", "(C)"])
     assert _submit(job.submit()).get("requirements") == "(A > 1) && (B == true) && (C)"
 
 
 def test_every_key_settable_from_cli(tmp_path):
-    out = run_cli("condor", str(RECIPE), "--image", "osdf:///chtc/staging/me/app-0123abcd.sif",
-                  "--name", "train", "--request-gpus", "2", "--request-memory", "40GB",
-                  "--gpus-minimum-memory", "20000", "--gpu-job-length", "long",
-                  "--project-name", "DSI", "--transfer-input-files", "data.tar.gz",
-                  "--transfer-input-files", "src", "--transfer-output-files", "model.pt",
-                  "--queue", "5", "--no-want-gpu-lab", "--requirements", "(HasCHTCStaging)",
-                  "--key", "+AccountingGroup=\"lab\"", "-o", str(tmp_path))
+    out = run_cli(
+        "condor",
+        str(RECIPE),
+        "--image",
+        "osdf:///chtc/staging/me/app-0123abcd.sif",
+        "--name",
+        "train",
+        "--request-gpus",
+        "2",
+        "--request-memory",
+        "40GB",
+        "--gpus-minimum-memory",
+        "20000",
+        "--gpu-job-length",
+        "long",
+        "--project-name",
+        "DSI",
+        "--transfer-input-files",
+        "data.tar.gz",
+        "--transfer-input-files",
+        "src",
+        "--transfer-output-files",
+        "model.pt",
+        "--queue",
+        "5",
+        "--no-want-gpu-lab",
+        "--requirements",
+        "(HasCHTCStaging)",
+        "--key",
+        '+AccountingGroup="lab"',
+        "-o",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     sub = _submit((tmp_path / "train.sub").read_text())
     assert sub.get("request_gpus") == "2" and sub.get("request_memory") == "40GB"
@@ -92,11 +120,14 @@ def test_every_key_settable_from_cli(tmp_path):
     assert sub.get("container_image").startswith("osdf:///")
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"image": "ubuntu:24.04"}, "use oras://"),
-    ({"image": "x.sif", "gpu_job_length": "forever"}, "GPUJobLength"),
-    ({"image": "x.sif", "requirements": ["(A)\n(B)"]}, "newline"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"image": "ubuntu:24.04"}, "use oras://"),
+        ({"image": "x.sif", "gpu_job_length": "forever"}, "GPUJobLength"),
+        ({"image": "x.sif", "requirements": ["(A)\n(B)"]}, "newline"),
+    ],
+)
 def test_bad_jobs(kw, message):
     with pytest.raises(DefError, match=message):
         CondorJob(**kw)
@@ -104,14 +135,19 @@ def test_bad_jobs(kw, message):
 
 def _job_recipe(tmp_path: Path, job: str) -> str:
     path = tmp_path / "recipe.py"
-    path.write_text("from defbuilder import Header, Stage\n"
-                    "recipe = Stage(Header.docker('ubuntu:24.04'))\n" + job)
+    path.write_text(
+        "from defbuilder import Header, Stage\n"
+        "recipe = Stage(Header.docker('ubuntu:24.04'))\n" + job
+    )
     return str(path)
 
 
 def test_job_from_layers_defaults_then_recipe_then_options(tmp_path):
-    recipe = _job_recipe(tmp_path, "job = {'name': 'train', 'request_gpus': 2, "
-                         "'requirements': '(HasCHTCStaging)', 'extra': {'+A': '1'}}\n")
+    recipe = _job_recipe(
+        tmp_path,
+        "job = {'name': 'train', 'request_gpus': 2, "
+        "'requirements': '(HasCHTCStaging)', 'extra': {'+A': '1'}}\n",
+    )
     job = job_from(recipe, {"image": "x.sif", "request_gpus": 4, "queue": None})
     assert (job.name, job.request_gpus, job.queue) == ("train", 4, 1)
     assert job.requirements == ("(HasCHTCStaging)",) and job.extra == (("+A", "1"),)
@@ -120,22 +156,28 @@ def test_job_from_layers_defaults_then_recipe_then_options(tmp_path):
     assert job.requirements == ("(HasCHTCStaging)", "(B)")
     # ... or to the defaults; --no-default-requirements keeps only the given ones
     assert job_from(str(RECIPE), {"image": "x.sif", "requirements": ["(B)"]}).requirements == (
-        *DEFAULT_REQUIREMENTS, "(B)")
-    assert job_from(recipe, {"image": "x.sif", "requirements": ["(B)"]},
-                    default_requirements=False).requirements == ("(B)",)
+        *DEFAULT_REQUIREMENTS,
+        "(B)",
+    )
+    assert job_from(
+        recipe, {"image": "x.sif", "requirements": ["(B)"]}, default_requirements=False
+    ).requirements == ("(B)",)
     assert job_from(recipe, {"image": "x.sif"}, default_requirements=False).requirements == ()
     # --key replaces the recipe's extra keys
-    job = job_from(recipe, {"image": "x.sif"}, keys=[" +B = \"2\" ", "+C="])
+    job = job_from(recipe, {"image": "x.sif"}, keys=[' +B = "2" ', "+C="])
     assert job.extra == (("+B", '"2"'), ("+C", ""))
 
 
-@pytest.mark.parametrize(("job", "options", "keys", "message"), [
-    ("", {}, (), "give the container image with --image"),
-    ("job = ['x']\n", {"image": "x.sif"}, (), "`job` must be a dict"),
-    ("job = {'gpus': 1}\n", {"image": "x.sif"}, (), "bad job settings"),
-    ("", {"image": "x.sif"}, ["novalue"], "--key 'novalue': expected KEY=VALUE"),
-    ("", {"image": "x.sif"}, ["=v"], "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    ("job", "options", "keys", "message"),
+    [
+        ("", {}, (), "give the container image with --image"),
+        ("job = ['x']\n", {"image": "x.sif"}, (), "`job` must be a dict"),
+        ("job = {'gpus': 1}\n", {"image": "x.sif"}, (), "bad job settings"),
+        ("", {"image": "x.sif"}, ["novalue"], "--key 'novalue': expected KEY=VALUE"),
+        ("", {"image": "x.sif"}, ["=v"], "expected KEY=VALUE"),
+    ],
+)
 def test_job_from_mistakes(tmp_path, job, options, keys, message):
     with pytest.raises(DefError, match=message):
         job_from(_job_recipe(tmp_path, job), options, keys=keys)
@@ -150,29 +192,32 @@ def test_job_from_a_def_has_no_recipe_defaults(tmp_path):
 def test_write_job_writes_the_submit_file_and_an_executable_wrapper(tmp_path):
     job = CondorJob(image="x.sif", name="train", executable="train.sh")
     sub, wrapper = write_job(job, str(tmp_path / "out"))
-    assert (sub, wrapper) == (str(tmp_path / "out" / "train.sub"),
-                              str(tmp_path / "out" / "train.sh"))
+    assert (sub, wrapper) == (
+        str(tmp_path / "out" / "train.sub"),
+        str(tmp_path / "out" / "train.sh"),
+    )
     assert Path(sub).read_text() == job.submit() and Path(wrapper).read_text() == job.wrapper()
     assert os.stat(sub).st_mode & 0o777 == 0o644 and os.stat(wrapper).st_mode & 0o777 == 0o755
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.sh", "train.sub"]
 
 
 def test_wrapper_passes_shellcheck(tmp_path):
-    exe = shutil.which("shellcheck", path=str(ROOT / ".venv" / "bin")) or shutil.which(
-        "shellcheck")
+    exe = shutil.which("shellcheck", path=str(ROOT / ".venv" / "bin")) or shutil.which("shellcheck")
     if exe is None:
         pytest.skip("shellcheck not installed")
     path = tmp_path / "job.sh"
     path.write_text(CondorJob(image="x.sif", command=["python", "t.py"]).wrapper())
-    res = subprocess.run([exe, "-s", "sh", "-S", "warning", str(path)], capture_output=True,
-                         text=True)
+    res = subprocess.run(
+        [exe, "-s", "sh", "-S", "warning", str(path)], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stdout
 
 
 @needs_namespaces
 @pytest.mark.parametrize(("check_status", "expected"), [(0, 7), (3, 3)])
-def test_wrapper_activates_checks_and_returns_workload_status(tmp_path, shell, check_status,
-                                                              expected):
+def test_wrapper_activates_checks_and_returns_workload_status(
+    tmp_path, shell, check_status, expected
+):
     app = tmp_path / "app"
     app.mkdir()
     (app / "activate.sh").write_text("export ACTIVATED=yes\n")
@@ -181,11 +226,13 @@ def test_wrapper_activates_checks_and_returns_workload_status(tmp_path, shell, c
     job = CondorJob(image="x.sif", activate="/app/activate.sh", gpu_check=["/app/check"])
     (app / "job.sh").write_text(job.wrapper())
     (app / "job.sh").chmod(0o755)
-    img = unpack("Bootstrap: docker\nFrom: ubuntu:24.04\n", tmp_path / "root",
-                 files={"/app": app})
-    res = img.run("exec", ["/app/job.sh", "42.0", "/bin/sh", "-c",
-                           'echo "workload sees $ACTIVATED"; exit 7'],
-                  sh=shell, env={"CUDA_VISIBLE_DEVICES": "GPU-1234"})
+    img = unpack("Bootstrap: docker\nFrom: ubuntu:24.04\n", tmp_path / "root", files={"/app": app})
+    res = img.run(
+        "exec",
+        ["/app/job.sh", "42.0", "/bin/sh", "-c", 'echo "workload sees $ACTIVATED"; exit 7'],
+        sh=shell,
+        env={"CUDA_VISIBLE_DEVICES": "GPU-1234"},
+    )
     assert res.returncode == expected
     assert b"# Job 42.0 running on" in res.stdout
     assert b"CUDA_VISIBLE_DEVICES=GPU-1234" in res.stdout
@@ -194,6 +241,7 @@ def test_wrapper_activates_checks_and_returns_workload_status(tmp_path, shell, c
 
 
 # --- build / hash / push / mimic-chtc with a fake apptainer ---------------------------
+
 
 @pytest.fixture
 def fake_apptainer(tmp_path):
@@ -211,35 +259,51 @@ def _recipe(tmp_path: Path) -> Path:
     (d / "recipe.py").write_text(
         "from defbuilder import BuildArg, Header, Stage\n"
         "TAG = BuildArg('TAG', '24.04')\n"
-        "recipe = Stage(Header.docker(f'ubuntu:{TAG}'), arguments=[TAG], post='true')\n")
+        "recipe = Stage(Header.docker(f'ubuntu:{TAG}'), arguments=[TAG], post='true')\n"
+    )
     return d / "recipe.py"
 
 
 def test_build_hash_name_matches_openssl(tmp_path, fake_apptainer):
     env, log = fake_apptainer
     recipe = _recipe(tmp_path)
-    out = run_cli("build", str(recipe), "-o", str(tmp_path / "app.sif"), "--hash-name",
-                  "--build-arg", "TAG=22.04", env={**env, "FAKE_APPTAINER_MB": "5"},
-                  cwd=tmp_path)
+    out = run_cli(
+        "build",
+        str(recipe),
+        "-o",
+        str(tmp_path / "app.sif"),
+        "--hash-name",
+        "--build-arg",
+        "TAG=22.04",
+        env={**env, "FAKE_APPTAINER_MB": "5"},
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     produced = Path(out.stdout.strip())
     assert not (tmp_path / "app.sif").exists()
     data = produced.read_bytes()
     assert len(data) > 5 * 2**20
     if shutil.which("openssl"):
-        sha8 = subprocess.run(f"openssl sha256 -r {produced} | cut -b -8", shell=True,
-                              capture_output=True, text=True, check=True).stdout.strip()
+        sha8 = subprocess.run(
+            f"openssl sha256 -r {produced} | cut -b -8",
+            shell=True,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     else:
         sha8 = hashlib.sha256(data).hexdigest()[:8]
     assert produced.name == f"app-{sha8}.sif"
     line = log.read_text().splitlines()[0]
     assert line.startswith(f"cwd={recipe.parent} ")  # %files paths resolve from the recipe
     assert "[build][--build-arg][TAG=22.04]" in line
-    assert (Path(str(log) + ".def").read_text() ==
-            run_cli("render", str(recipe)).stdout)   # the def it built is the rendering
+    assert (
+        Path(str(log) + ".def").read_text() == run_cli("render", str(recipe)).stdout
+    )  # the def it built is the rendering
     assert not list(recipe.parent.glob(".defbuilder-*"))  # temp def removed
     assert run_cli("hash", str(produced)).stdout.strip() == str(
-        produced.with_name(f"app-{sha8}-{hashlib.sha256(data).hexdigest()[:8]}.sif"))
+        produced.with_name(f"app-{sha8}-{hashlib.sha256(data).hexdigest()[:8]}.sif")
+    )
 
 
 def test_image_path_names_the_image_after_the_recipe(tmp_path, monkeypatch):
@@ -268,12 +332,14 @@ def test_build_failures(tmp_path, fake_apptainer):
     recipe = _recipe(tmp_path)
     out = run_cli("build", str(recipe), "--build-arg", "NOPE=1", env=env)
     assert out.returncode == 2 and "declares no such argument" in out.stderr
-    out = run_cli("build", str(recipe), "-o", str(tmp_path / "x.sif"),
-                  env={**env, "FAKE_APPTAINER_EXIT": "3"})
+    out = run_cli(
+        "build", str(recipe), "-o", str(tmp_path / "x.sif"), env={**env, "FAKE_APPTAINER_EXIT": "3"}
+    )
     assert out.returncode == 3 and not (tmp_path / "x.sif").exists()
     out = run_cli("build", str(recipe), env={"PATH": "/usr/bin:/bin"})
     if shutil.which("apptainer", path="/usr/bin:/bin") or shutil.which(
-            "singularity", path="/usr/bin:/bin"):
+        "singularity", path="/usr/bin:/bin"
+    ):
         pytest.skip("a real apptainer is installed")
     assert out.returncode == 2 and "neither apptainer nor singularity" in out.stderr
     assert "install Apptainer" in out.stderr
@@ -285,16 +351,22 @@ def test_push_oras_and_staging(tmp_path, fake_apptainer):
     image.write_bytes(b"sif bytes")
     out = run_cli("push", str(image), "oras://ghcr.io/me/app:1", env=env)
     assert out.returncode == 0
-    assert log.read_text().splitlines()[-1].endswith(
-        f"argv=[push][{image}][oras://ghcr.io/me/app:1]")
+    assert (
+        log.read_text().splitlines()[-1].endswith(f"argv=[push][{image}][oras://ghcr.io/me/app:1]")
+    )
     staging = tmp_path / "staging"
     staging.mkdir()
-    out = run_cli("push", str(image), "--staging", str(staging), "--osdf-prefix",
-                  "osdf:///chtc/staging/me")
+    out = run_cli(
+        "push", str(image), "--staging", str(staging), "--osdf-prefix", "osdf:///chtc/staging/me"
+    )
     assert out.stdout.strip() == "osdf:///chtc/staging/me/app-0123abcd.sif"
     assert (staging / image.name).read_bytes() == b"sif bytes"
-    assert run_cli("push", str(image), "--staging", str(staging), "--osdf-prefix",
-                   "osdf:///x").returncode == 0  # identical file: fine
+    assert (
+        run_cli(
+            "push", str(image), "--staging", str(staging), "--osdf-prefix", "osdf:///x"
+        ).returncode
+        == 0
+    )  # identical file: fine
     image.write_bytes(b"other bytes")
     out = run_cli("push", str(image), "--staging", str(staging), "--osdf-prefix", "osdf:///x")
     assert out.returncode == 2 and "immutable" in out.stderr
@@ -305,16 +377,19 @@ def test_osdf_url_from_staging_path():
     from defbuilder.images import osdf_url
 
     assert osdf_url("/staging/mfeickert/apptainer/x.sif") == (
-        "osdf:///chtc/staging/mfeickert/apptainer/x.sif")
+        "osdf:///chtc/staging/mfeickert/apptainer/x.sif"
+    )
 
 
 def test_mimic_chtc_prints_the_seed_line(tmp_path):
     out = run_cli("mimic-chtc", "--print", "img.sif", cwd=tmp_path)
     assert out.stdout.strip() == (
         f"apptainer exec --scratch /tmp --scratch /var/tmp --workdir {tmp_path} --pwd "
-        f"{tmp_path} --bind {tmp_path} --no-home --containall --nv img.sif bash")
-    out = run_cli("mimic-chtc", "--print", "img.sif", "--", "python", "-c", "print(1)",
-                  cwd=tmp_path)
+        f"{tmp_path} --bind {tmp_path} --no-home --containall --nv img.sif bash"
+    )
+    out = run_cli(
+        "mimic-chtc", "--print", "img.sif", "--", "python", "-c", "print(1)", cwd=tmp_path
+    )
     assert out.stdout.strip().endswith("img.sif python -c 'print(1)'")
 
 
@@ -329,7 +404,8 @@ def test_mimic_chtc_runs_apptainer(tmp_path, fake_apptainer):
 def test_real_apptainer_builds_a_tiny_image(tmp_path):  # pragma: no cover - no apptainer here
     d = tmp_path / "p"
     d.mkdir()
-    (d / "recipe.py").write_text("from defbuilder import Header, Stage\n"
-                                 "recipe = Stage(Header('scratch'))\n")
+    (d / "recipe.py").write_text(
+        "from defbuilder import Header, Stage\nrecipe = Stage(Header('scratch'))\n"
+    )
     out = run_cli("build", str(d / "recipe.py"), "-o", str(tmp_path / "t.sif"))
     assert out.returncode == 0, out.stderr

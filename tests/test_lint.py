@@ -51,19 +51,22 @@ def test_rules_doc_is_generated_from_the_rules():
 
 
 def test_upstream_example_flaws_are_found():
-    codes = [(f.line, f.code) for f in lint_text((DEFS / "multistage_pixi.def").read_text(),
-                                                 "m.def")]
-    assert (12, "DB101") in codes and (33, "DB101") in codes   # inert #! in %post
-    assert (38, "DB112") in codes                               # runscript without exec
-    assert (38, "DB114") in codes                               # env only in runscript
-    assert (47, "DB113") in codes                               # sourcing exec "$@"
+    codes = [
+        (f.line, f.code) for f in lint_text((DEFS / "multistage_pixi.def").read_text(), "m.def")
+    ]
+    assert (12, "DB101") in codes and (33, "DB101") in codes  # inert #! in %post
+    assert (38, "DB112") in codes  # runscript without exec
+    assert (38, "DB114") in codes  # env only in runscript
+    assert (47, "DB113") in codes  # sourcing exec "$@"
 
 
 def test_suppression_same_line_and_line_above():
-    text = ("Bootstrap: docker\nFrom: ubuntu\n"
-            "%post\n    #!/bin/bash  # defbuilder: ignore[DB101]\n"
-            "    # defbuilder: ignore[DB123,DB124]\n    apt-get install -y git\n"
-            "%test\n    true\n")
+    text = (
+        "Bootstrap: docker\nFrom: ubuntu\n"
+        "%post\n    #!/bin/bash  # defbuilder: ignore[DB101]\n"
+        "    # defbuilder: ignore[DB123,DB124]\n    apt-get install -y git\n"
+        "%test\n    true\n"
+    )
     codes = {f.code for f in lint_text(text, shellcheck=False)}
     assert "DB101" not in codes and "DB123" not in codes and "DB124" not in codes
     assert "DB116" in codes  # other findings stay
@@ -96,19 +99,39 @@ def test_sarif_is_valid_sarif_2_1_0():
     log = json.loads(out.stdout)
     # 1) the structure SARIF 2.1.0 requires (OASIS sarif-v2.1.0 §3.13, §3.14, §3.19, §3.27)
     minimal = {
-        "type": "object", "required": ["version", "runs"],
+        "type": "object",
+        "required": ["version", "runs"],
         "properties": {
             "version": {"const": "2.1.0"},
-            "runs": {"type": "array", "items": {
-                "type": "object", "required": ["tool", "results"],
-                "properties": {
-                    "tool": {"type": "object", "required": ["driver"], "properties": {
-                        "driver": {"type": "object", "required": ["name", "rules"]}}},
-                    "results": {"type": "array", "items": {
-                        "type": "object", "required": ["ruleId", "message", "locations"],
-                        "properties": {
-                            "level": {"enum": ["none", "note", "warning", "error"]},
-                            "message": {"type": "object", "required": ["text"]}}}}}}}}}
+            "runs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["tool", "results"],
+                    "properties": {
+                        "tool": {
+                            "type": "object",
+                            "required": ["driver"],
+                            "properties": {
+                                "driver": {"type": "object", "required": ["name", "rules"]}
+                            },
+                        },
+                        "results": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["ruleId", "message", "locations"],
+                                "properties": {
+                                    "level": {"enum": ["none", "note", "warning", "error"]},
+                                    "message": {"type": "object", "required": ["text"]},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
     jsonschema.validate(log, minimal)
     # 2) a third-party SARIF 2.1.0 object model, and its JSON schema via jsonschema
     sarif = pytest.importorskip("sarif_pydantic", reason="sarif-pydantic is in the test extra")
@@ -128,7 +151,8 @@ def test_recipe_findings_point_at_recipe_lines(tmp_path):
         "recipe = Stage(\n"
         "    Header.docker('ubuntu:24.04'),\n"
         "    post='apt-get update && apt-get install -y git',\n"
-        ")\n")
+        ")\n"
+    )
     out = run_cli("lint", "--format", "json", str(recipe))
     findings = json.loads(out.stdout)["findings"]
     apt = next(f for f in findings if f["code"] == "DB123")
@@ -147,13 +171,16 @@ def test_hello_pytorch_recipe_has_no_errors():
 def test_policy_from_pyproject(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.defbuilder.policy]\nallowed-bases = ["nvidia/cuda:*"]\nrequire-test = true\n'
-        'required-labels = ["maintainer"]\nforbidden-commands = ["sudo"]\n')
+        'required-labels = ["maintainer"]\nforbidden-commands = ["sudo"]\n'
+    )
     d = tmp_path / "app.def"
     d.write_text("Bootstrap: docker\nFrom: ubuntu:24.04\n%post\n    sudo true\n")
-    codes = {f["code"] for f in json.loads(run_cli("lint", "--format", "json", str(d)).stdout)
-             ["findings"]}
+    codes = {
+        f["code"]
+        for f in json.loads(run_cli("lint", "--format", "json", str(d)).stdout)["findings"]
+    }
     assert {"DP201", "DP203", "DP204", "DP205"} <= codes
-    (tmp_path / "pyproject.toml").write_text('[tool.defbuilder.policy]\nbogus = 1\n')
+    (tmp_path / "pyproject.toml").write_text("[tool.defbuilder.policy]\nbogus = 1\n")
     out = run_cli("lint", str(d))
     assert out.returncode == 2 and "unknown policy key" in out.stderr
 
@@ -173,8 +200,10 @@ def test_shellcheck_runs_once_per_lint(tmp_path):
 
 
 def test_bashism_lines_map_to_the_def():
-    text = ("Bootstrap: docker\nFrom: x:1\n\n%post\n    echo ok\n"
-            "    if [[ -d /x ]]; then echo; fi\n%test\n    true\n")
+    text = (
+        "Bootstrap: docker\nFrom: x:1\n\n%post\n    echo ok\n"
+        "    if [[ -d /x ]]; then echo; fi\n%test\n    true\n"
+    )
     if not HAS_SHELLCHECK:
         pytest.skip("shellcheck not installed")
     hits = [f for f in lint_text(text) if f.code == "DB110"]
@@ -183,7 +212,7 @@ def test_bashism_lines_map_to_the_def():
 
 def test_policy_file_option(tmp_path):
     pol = tmp_path / "team.toml"
-    pol.write_text('[policy]\nrequire-digest = true\n')
+    pol.write_text("[policy]\nrequire-digest = true\n")
     d = tmp_path / "sub" / "app.def"
     d.parent.mkdir()
     d.write_text("Bootstrap: docker\nFrom: ubuntu:24.04\n%test\n    true\n")
@@ -205,7 +234,7 @@ def test_rule_properties_are_data_on_the_rules():
     assert all(set(r.supersedes) <= codes for r in RULES)
     # nothing in the engine names a rule: what it acts on is declared on the rule
     engine = (LINT / "engine.py").read_text()
-    assert "\"DB1" not in engine and "\"DP2" not in engine
+    assert '"DB1' not in engine and '"DP2' not in engine
 
 
 def test_no_shellcheck_help_names_the_shellcheck_rules():
@@ -223,11 +252,20 @@ def test_rules_and_engine_do_not_import_each_other():
     assert "rules" not in imports("context.py")
 
 
-@pytest.mark.parametrize("pattern", [
-    'split("#")', "split('#')", 'startswith("otherurl")', r"{{\s*", "PLACEHOLDER_PATTERN",
-    '("pre", "setup", "post")', '("post", "setup", "pre")',
-    '("runscript", "startscript", "test")', "..model",
-])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        'split("#")',
+        "split('#')",
+        'startswith("otherurl")',
+        r"{{\s*",
+        "PLACEHOLDER_PATTERN",
+        '("pre", "setup", "post")',
+        '("post", "setup", "pre")',
+        '("runscript", "startscript", "test")',
+        "..model",
+    ],
+)
 def test_lint_does_not_restate_apptainer_rules(pattern):
     """Section kinds, the # cut, OtherURL, placeholders and agents come from
     defbuilder.apptainer (a fact stated twice drifts: docs/lint.md)."""
@@ -270,13 +308,17 @@ def test_blank_line_after_continued_header_value_is_db100():
 def test_lint_and_parse_read_a_lone_cr_alike(tmp_path):
     """bufio.ScanLines: only a CR right before LF is dropped; a lone CR stays inside the
     line (apptainer.scan_lines). Lint's line numbers are parse's."""
-    text = ("Bootstrap: docker\r\nFrom: ubuntu:24.04@sha256:" + "a" * 64 + "\r\n\r\n"
-            "%files\r\n    a.txt\r    b.txt\r\n    'c d' /e\r\n"
-            "%post\r\n    echo a\r    #!/bin/bash\r\n    apt-get install -y git\r\n"
-            "%test\r\n    true\r\n")
+    text = (
+        "Bootstrap: docker\r\nFrom: ubuntu:24.04@sha256:" + "a" * 64 + "\r\n\r\n"
+        "%files\r\n    a.txt\r    b.txt\r\n    'c d' /e\r\n"
+        "%post\r\n    echo a\r    #!/bin/bash\r\n    apt-get install -y git\r\n"
+        "%test\r\n    true\r\n"
+    )
     stage = parse(text.replace("'c d' /e", "c.txt"), "x.def").stages[0]
     assert [(e.src, e.dst, e.origin.line) for e in stage.files[0].entries] == [
-        ("a.txt", "b.txt", 5), ("c.txt", None, 6)]
+        ("a.txt", "b.txt", 5),
+        ("c.txt", None, 6),
+    ]
     post = stage.post.body.split("\n")
     assert post[0] == "    echo a\r    #!/bin/bash"  # one line: its #! is not a line start
     apt_line = stage.post.origin.line + 1 + post.index("    apt-get install -y git")
@@ -291,8 +333,9 @@ def test_lint_and_parse_read_a_lone_cr_alike(tmp_path):
 
 # --- one policy reader ----------------------------------------------------------------------
 
+
 def test_policy_tables_per_file(tmp_path):
-    (tmp_path / "defbuilder.toml").write_text('[policy]\nrequire-test = true\n')
+    (tmp_path / "defbuilder.toml").write_text("[policy]\nrequire-test = true\n")
     assert load_policy(str(tmp_path)) == {"require-test": True}
     assert load_policy_file(str(tmp_path / "defbuilder.toml")) == {"require-test": True}
     (tmp_path / "defbuilder.toml").write_text("[tool.defbuilder.policy]\nrequire-test = true\n")

@@ -31,8 +31,9 @@ def test_values_are_frozen():
 
 def test_extend_returns_new_stage_and_keeps_original():
     base = Stage(UBUNTU, post="a", environment={"X": "1"}, labels={"k": "1"})
-    child = base.extend(post="b", environment={"Y": "2"}, labels={"k": "2", "j": "3"},
-                        files=Files(["f"]))
+    child = base.extend(
+        post="b", environment={"Y": "2"}, labels={"k": "2", "j": "3"}, files=Files(["f"])
+    )
     assert child.post.body == "a\nb"
     assert list(child.environment.exports()) == ["X", "Y"]
     assert [(lbl.key, lbl.value) for lbl in child.labels] == [("k", "2"), ("j", "3")]
@@ -40,8 +41,11 @@ def test_extend_returns_new_stage_and_keeps_original():
 
 
 def test_blocks_compose_with_plus():
-    block = Sections(post="pip install x", environment=Environment(". /env.sh"),
-                     apps=[App("tool", run="exec tool")])
+    block = Sections(
+        post="pip install x",
+        environment=Environment(". /env.sh"),
+        apps=[App("tool", run="exec tool")],
+    )
     stage = Stage(UBUNTU, post="apt-get update") + block
     assert stage.post.body == "apt-get update\npip install x"
     assert stage.apps[0].name == "tool"
@@ -64,8 +68,9 @@ def test_scripts_for_different_shells_do_not_join():
     assert Script("b", shell="/bin/bash").prepend("a").body == "a\nb"
 
 
-@pytest.mark.parametrize("line", ["%post", "  %files", "%{x}", "Bootstrap: docker",
-                                  "bootstrap:library"])
+@pytest.mark.parametrize(
+    "line", ["%post", "  %files", "%{x}", "Bootstrap: docker", "bootstrap:library"]
+)
 def test_body_lines_apptainer_would_misread(line):
     # deffile.go: a line whose first word starts with % opens a section; stages are
     # split at (?mi)^bootstrap: .
@@ -83,16 +88,19 @@ def test_app_scripts_cannot_choose_a_shell():
         App("x", run=Script("echo", shell="/bin/bash"))
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"bootstrap": "Docker", "from_": "x"}, "unknown Bootstrap: 'Docker'"),
-    ({"bootstrap": "docker"}, "needs From:"),
-    ({"bootstrap": "debootstrap", "mirror_url": "http://x/"}, "needs OSVersion:"),
-    ({"bootstrap": "yum", "os_version": "9"}, "needs MirrorURL:"),
-    ({"bootstrap": "scratch", "from_": "x"}, "From: is not read by Bootstrap: scratch"),
-    ({"bootstrap": "docker", "from_": "x # comment"}, "contains '#'"),
-    ({"bootstrap": "docker", "from_": "x\ny"}, "newline"),
-    ({"bootstrap": "docker", "from_": "x", "stage": "a b"}, "stage name"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bootstrap": "Docker", "from_": "x"}, "unknown Bootstrap: 'Docker'"),
+        ({"bootstrap": "docker"}, "needs From:"),
+        ({"bootstrap": "debootstrap", "mirror_url": "http://x/"}, "needs OSVersion:"),
+        ({"bootstrap": "yum", "os_version": "9"}, "needs MirrorURL:"),
+        ({"bootstrap": "scratch", "from_": "x"}, "From: is not read by Bootstrap: scratch"),
+        ({"bootstrap": "docker", "from_": "x # comment"}, "contains '#'"),
+        ({"bootstrap": "docker", "from_": "x\ny"}, "newline"),
+        ({"bootstrap": "docker", "from_": "x", "stage": "a b"}, "stage name"),
+    ],
+)
 def test_header_validation(kwargs, message):
     with pytest.raises(DefError, match=message):
         Header(**kwargs)
@@ -104,7 +112,8 @@ def test_every_agent_accepts_stage_and_includecmd():
         kw = {}
         for key in keys & {"from", "mirrorurl", "osversion"}:
             kw[{"from": "from_", "mirrorurl": "mirror_url", "osversion": "os_version"}[key]] = (
-                required[key])
+                required[key]
+            )
         header = Header(agent, stage="s", include_cmd=True, **kw)
         assert ("Stage", "s") in list(header.items())
 
@@ -114,8 +123,9 @@ def test_build_args_collected_per_stage_with_one_default():
     stage = Stage(Header.docker(f"ubuntu:{tag}"), arguments=[tag], labels={"tag": tag})
     assert stage.declared_build_args() == (tag,)
     with pytest.raises(DefError, match="two defaults"):
-        Stage(UBUNTU, arguments=[tag], environment={"T": BuildArg("TAG", "22.04")}
-              ).declared_build_args()
+        Stage(
+            UBUNTU, arguments=[tag], environment={"T": BuildArg("TAG", "22.04")}
+        ).declared_build_args()
     required = BuildArg("TOKEN")
     text = render(Stage(UBUNTU, environment={"T": required}))
     assert "%arguments" not in text and "'{{ TOKEN }}'" in text
@@ -174,9 +184,11 @@ def test_wrong_type_in_a_recipe_names_the_recipe_line(tmp_path):
     from conftest import run_cli
 
     recipe = tmp_path / "recipe.py"
-    recipe.write_text('from defbuilder import Header, Recipe, Stage\n'
-                      'h = Header.docker("ubuntu:24.04")\n'
-                      'recipe = Recipe([Stage(h, apps="nope")])\n')
+    recipe.write_text(
+        "from defbuilder import Header, Recipe, Stage\n"
+        'h = Header.docker("ubuntu:24.04")\n'
+        'recipe = Recipe([Stage(h, apps="nope")])\n'
+    )
     out = run_cli("render", str(recipe))
     assert out.returncode == 2 and out.stdout == ""
     assert f"{recipe}:3: apps: expected App or a list of App, got str" in out.stderr
@@ -196,16 +208,26 @@ def test_mypy_strict_rejects_wrong_constructor_types(tmp_path):
         "r = Recipe([Stage(h, post='x', labels={'a': 'b'}, environment={'A': '1'},\n"
         "                  files=['a', ('b', 'c')], apps=[App('x', run='echo')],\n"
         "                  arguments={'A': '1'}, help='hi', runscript=Script('y'))])\n"
-        "r2 = Recipe(Stage(h, files=Files(['a'])))\n")
+        "r2 = Recipe(Stage(h, files=Files(['a'])))\n"
+    )
     bad = tmp_path / "bad.py"
-    bad.write_text("from defbuilder import Header, Stage\n"
-                   "h = Header.docker('ubuntu:24.04')\n"
-                   "s1 = Stage(h, labels=42)\n"
-                   "s2 = Stage(h, apps='nope')\n")
+    bad.write_text(
+        "from defbuilder import Header, Stage\n"
+        "h = Header.docker('ubuntu:24.04')\n"
+        "s1 = Stage(h, labels=42)\n"
+        "s2 = Stage(h, apps='nope')\n"
+    )
     root = Path(__file__).resolve().parent.parent
     env = {"MYPYPATH": str(root), "PATH": "/usr/bin:/bin"}
-    cmd = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir",
-           str(tmp_path / "cache")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mypy",
+        "--strict",
+        "--no-incremental",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     ok = subprocess.run([*cmd, str(good)], env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
     out = subprocess.run([*cmd, str(bad)], env=env, capture_output=True, text=True)

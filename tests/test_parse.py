@@ -38,7 +38,9 @@ def test_arguments_become_build_args():
     r = load("arguments.def")
     stage = r.stages[0]
     assert [(a.name, a.default) for a in stage.arguments] == [
-        ("VERSION", "22.04"), ("GREETING", "hello world")]
+        ("VERSION", "22.04"),
+        ("GREETING", "hello world"),
+    ]
     assert stage.header.from_ == "ubuntu:{{ VERSION }}"
 
 
@@ -56,8 +58,7 @@ def test_crlf_tabs_case_and_no_final_newline():
     crlf = load("crlf.def").stages[0]
     assert crlf.post.body == "    echo crlf" and crlf.labels[0].value == "me"
     odd = load("case_tabs_nonewline.def").stages[0]
-    assert (odd.header.bootstrap, odd.header.from_, odd.name) == ("docker", "ubuntu:24.04",
-                                                                  "main")
+    assert (odd.header.bootstrap, odd.header.from_, odd.name) == ("docker", "ubuntu:24.04", "main")
     assert odd.post.body == "\techo tabs" and odd.runscript.body == "\techo run"
 
 
@@ -115,9 +116,14 @@ def test_unknown_stage_and_missing_from():
     assert err.value.line == 2
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in DEFS.glob("*.def")
-                                        if p.name not in ("bom.def", "invalid_section.def",
-                                                          "text_before_header.def")))
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        p.name
+        for p in DEFS.glob("*.def")
+        if p.name not in ("bom.def", "invalid_section.def", "text_before_header.def")
+    ),
+)
 def test_render_parse_is_a_fixed_point(name):
     r = load(name)
     once = render(r)
@@ -134,8 +140,9 @@ def test_rendered_text_round_trips_byte_identical():
 
 
 def test_split_matches_spython_on_sections():
-    spython = pytest.importorskip("spython.main.parse.parsers",
-                                  reason="spython is optional (cross-check only)")
+    spython = pytest.importorskip(
+        "spython.main.parse.parsers", reason="spython is optional (cross-check only)"
+    )
     path = DEFS / "scif_apps.def"
     parser = spython.SingularityParser(str(path))
     ours = split_stages(path.read_text())[0]
@@ -145,14 +152,43 @@ def test_split_matches_spython_on_sections():
 
 # --- properties ---------------------------------------------------------------------------
 
-LINES = st.sampled_from([
-    "Bootstrap: docker", "From: ubuntu:24.04", "Stage: s1", "bootstrap:library",
-    "%post", "%POST -c /bin/bash", "%runscript", "%environment", "%labels", "%files",
-    "%files from s1", "%apprun x", "%help", "%arguments", "%test", "%bogus", "  %post",
-    "echo hi", "  export A=1", "#!/bin/bash", "# comment", "", "K=V", "key value",
-    "src dst", '"a b" c', "'q' x", "{{ X }}", "IncludeCmd: yes", "Registry: r",
-    "\t", "From: a # c", "x\\",
-])
+LINES = st.sampled_from(
+    [
+        "Bootstrap: docker",
+        "From: ubuntu:24.04",
+        "Stage: s1",
+        "bootstrap:library",
+        "%post",
+        "%POST -c /bin/bash",
+        "%runscript",
+        "%environment",
+        "%labels",
+        "%files",
+        "%files from s1",
+        "%apprun x",
+        "%help",
+        "%arguments",
+        "%test",
+        "%bogus",
+        "  %post",
+        "echo hi",
+        "  export A=1",
+        "#!/bin/bash",
+        "# comment",
+        "",
+        "K=V",
+        "key value",
+        "src dst",
+        '"a b" c',
+        "'q' x",
+        "{{ X }}",
+        "IncludeCmd: yes",
+        "Registry: r",
+        "\t",
+        "From: a # c",
+        "x\\",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -168,8 +204,17 @@ def test_parse_raises_only_defbuilder_errors(text):
     assert render(again) == once
 
 
-@pytest.mark.parametrize("name", ["multistage_pixi.def", "scif_apps.def", "conda.def",
-                                  "arguments.def", "crlf.def", "library_registry.def"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "multistage_pixi.def",
+        "scif_apps.def",
+        "conda.def",
+        "arguments.def",
+        "crlf.def",
+        "library_registry.def",
+    ],
+)
 def test_parse_to_python_renders_back_to_the_same_meaning(tmp_path, name):
     from conftest import run_cli
 
@@ -189,8 +234,9 @@ def test_parse_to_python_renders_back_to_the_same_meaning(tmp_path, name):
 def test_shebang_first_line_chooses_interpreter_and_args_are_appended():
     from defbuilder.apptainer import handle_shebang
 
-    [stage] = split_stages("Bootstrap: docker\nFrom: x\n%runscript -x # comment\n"
-                           "#!/bin/bash\necho hi\n")
+    [stage] = split_stages(
+        "Bootstrap: docker\nFrom: x\n%runscript -x # comment\n#!/bin/bash\necho hi\n"
+    )
     assert handle_shebang(stage.section("runscript")) == "#!/bin/bash -x \n\necho hi\n\n"
     [stage] = split_stages("Bootstrap: docker\nFrom: x\n%runscript\n\n#!/bin/bash\necho\n")
     # a blank line above the #! leaves an empty shebang (SplitN of the raw body)
@@ -202,7 +248,11 @@ def test_post_args_follow_get_section_script_args():
 
     [stage] = split_stages("Bootstrap: docker\nFrom: x\n%post -c /bin/bash -e\necho\n")
     assert section_script_args(stage.section("post"), "/.post.script") == [
-        "/bin/sh", "-ex", "-c", "/bin/bash -e /.post.script"]
+        "/bin/sh",
+        "-ex",
+        "-c",
+        "/bin/bash -e /.post.script",
+    ]
     [stage] = split_stages("Bootstrap: docker\nFrom: x\n%post\necho\n")
     assert section_script_args(stage.section("post"), "/s") == ["/bin/sh", "-ex", "/s"]
 

@@ -20,11 +20,13 @@ from defbuilder.runtime import unpack
 FAKES = Path(__file__).parent / "fakes"
 PIXI_IMAGE_PATH = "/root/.pixi/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # nvidia/cuda's Docker ENV, as Apptainer writes it into 10-docker2singularity.sh
-CUDA_ENV = ('export PATH="/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:'
-            '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n'
-            'export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-"/usr/local/nvidia/lib:'
-            '/usr/local/nvidia/lib64"}"\n'
-            'export PKG_CONFIG_PATH=/usr/lib/pkgconfig\n')
+CUDA_ENV = (
+    'export PATH="/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:'
+    '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n'
+    'export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-"/usr/local/nvidia/lib:'
+    '/usr/local/nvidia/lib64"}"\n'
+    "export PKG_CONFIG_PATH=/usr/lib/pkgconfig\n"
+)
 MANIFEST = '[workspace]\nname = "hello"\n[system-requirements]\ncuda = "12"\n'
 
 
@@ -42,16 +44,23 @@ def build_app(tmp_path: Path, shell: str, **kw) -> tuple[PixiEnvironment, str, P
     text = render(recipe)
     app = tmp_path / "app"
     app.mkdir()
-    (app / "pixi.toml").write_text(MANIFEST)   # what the build stage's %files copied
+    (app / "pixi.toml").write_text(MANIFEST)  # what the build stage's %files copied
     (app / "pixi.lock").write_text("version: 6\n")
     fakes = tmp_path / "fakes"
     shutil.copytree(FAKES, fakes)
     log = tmp_path / "pixi.log"
-    img = unpack(text, tmp_path / "build-root", stage="build",
-                 files={"/app": app, "/opt/fakes": fakes, "/opt/log": tmp_path})
-    res = img.run("exec", img.build_script_argv("post"), sh=shell,
-                  env={"PATH": "/opt/fakes:" + PIXI_IMAGE_PATH,
-                       "FAKE_PIXI_LOG": "/opt/log/pixi.log"})
+    img = unpack(
+        text,
+        tmp_path / "build-root",
+        stage="build",
+        files={"/app": app, "/opt/fakes": fakes, "/opt/log": tmp_path},
+    )
+    res = img.run(
+        "exec",
+        img.build_script_argv("post"),
+        sh=shell,
+        env={"PATH": "/opt/fakes:" + PIXI_IMAGE_PATH, "FAKE_PIXI_LOG": "/opt/log/pixi.log"},
+    )
     assert res.returncode == 0, res.stderr.decode()
     return pixi, text, app, log
 
@@ -80,20 +89,34 @@ def test_static_activation_has_no_pixi_traps(tmp_path, shell):
 
 def test_final_stage_sees_env_under_every_action(tmp_path, shell):
     pixi, text, app, _log = build_app(tmp_path, shell)
-    img = unpack(text, tmp_path / "final-root", stage="final", files={"/app": app},
-                 base_env={"10-docker2singularity.sh": CUDA_ENV})
-    probe = ('printf "%s\\n" "$PATH" "$CONDA_PREFIX" "$FOO_HOME" "$LD_LIBRARY_PATH" '
-             '"$PKG_CONFIG_PATH" "${PS1-}"; command -v pixi || echo no-pixi-function')
+    img = unpack(
+        text,
+        tmp_path / "final-root",
+        stage="final",
+        files={"/app": app},
+        base_env={"10-docker2singularity.sh": CUDA_ENV},
+    )
+    probe = (
+        'printf "%s\\n" "$PATH" "$CONDA_PREFIX" "$FOO_HOME" "$LD_LIBRARY_PATH" '
+        '"$PKG_CONFIG_PATH" "${PS1-}"; command -v pixi || echo no-pixi-function'
+    )
     res = img.run("exec", ["/bin/sh", "-c", probe], sh=shell)
     assert res.returncode == 0, res.stderr.decode()
     path, prefix, foo, ld, pkg, ps1, pixi_fn = res.stdout.decode().splitlines()
     # unset at build time, set by the final base: the env's entry is added to it
     assert pkg == f"{pixi.prefix}/lib/pkgconfig:/usr/lib/pkgconfig"
-    assert path.split(":")[:3] == [f"{pixi.prefix}/bin", "/usr/local/nvidia/bin",
-                                   "/usr/local/cuda/bin"]  # base image's PATH kept
+    assert path.split(":")[:3] == [
+        f"{pixi.prefix}/bin",
+        "/usr/local/nvidia/bin",
+        "/usr/local/cuda/bin",
+    ]  # base image's PATH kept
     assert prefix == pixi.prefix and foo == f"{pixi.prefix}/share/foo"
-    assert ld.split(":") == [f"{pixi.prefix}/lib", "/usr/local/nvidia/lib",
-                             "/usr/local/nvidia/lib64", "/.singularity.d/libs"]
+    assert ld.split(":") == [
+        f"{pixi.prefix}/lib",
+        "/usr/local/nvidia/lib",
+        "/usr/local/nvidia/lib64",
+        "/.singularity.d/libs",
+    ]
     # 99-base.sh's prompt, never pixi's (bash as /bin/sh drops PS1 when non-interactive)
     assert ps1 in ("Apptainer> ", "") and pixi_fn == "no-pixi-function"
     out = img.run("shell", ["-c", "envtool s"], sh=shell)
@@ -103,9 +126,11 @@ def test_final_stage_sees_env_under_every_action(tmp_path, shell):
 def test_activation_is_idempotent_and_sourceable(tmp_path, shell):
     pixi, text, app, _log = build_app(tmp_path, shell)
     img = unpack(text, tmp_path / "final-root", stage="final", files={"/app": app})
-    res = img.run("exec", ["/bin/sh", "-c",
-                           '. /app/activate.sh; . /app/activate.sh; echo "$PATH"; echo alive'],
-                  sh=shell)
+    res = img.run(
+        "exec",
+        ["/bin/sh", "-c", '. /app/activate.sh; . /app/activate.sh; echo "$PATH"; echo alive'],
+        sh=shell,
+    )
     path, alive = res.stdout.decode().splitlines()
     assert path.split(":").count(f"{pixi.prefix}/bin") == 1 and alive == "alive"
 
@@ -113,8 +138,9 @@ def test_activation_is_idempotent_and_sourceable(tmp_path, shell):
 def test_entrypoint_script_for_docker_parity(tmp_path, shell):
     _pixi, text, app, _log = build_app(tmp_path, shell)
     img = unpack(text, tmp_path / "final-root", stage="final", files={"/app": app})
-    res = img.run("exec", ["/app/entrypoint.sh", "envtool", "a b"], sh=shell,
-                  env={"PATH": "/usr/bin:/bin"})
+    res = img.run(
+        "exec", ["/app/entrypoint.sh", "envtool", "a b"], sh=shell, env={"PATH": "/usr/bin:/bin"}
+    )
     assert res.stdout == b"env tool a b\n"
 
 
@@ -137,8 +163,11 @@ def test_final_copies_only_what_runs(tmp_path):
     final = split_stages(render(recipe))[1]
     files = [s for s in final.sections if s.name == "files"]
     assert files[0].args == "from build"
-    assert files[0].body.split() == ["/app/.pixi/envs/gpu", "/app/activate.sh",
-                                     "/app/entrypoint.sh"]
+    assert files[0].body.split() == [
+        "/app/.pixi/envs/gpu",
+        "/app/activate.sh",
+        "/app/entrypoint.sh",
+    ]
     _pixi, keep = pixi_recipe(keep_pixi=True)
     body = split_stages(render(keep))[1].section("files").body
     assert "/app/pixi.lock" in body and "/app/.pixi/.gitignore" in body

@@ -1,4 +1,4 @@
-"""Static checks that are part of `pytest`: ruff and mypy over the package."""
+"""Static checks that are part of `pytest`: ruff (lint and format) and mypy."""
 
 from __future__ import annotations
 
@@ -18,12 +18,26 @@ def _tool(name: str) -> list[str]:
 
 
 def test_ruff_clean():
-    out = subprocess.run([*_tool("ruff"), "check", "defbuilder", "tests", "bench", "recipes"],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [*_tool("ruff"), "check", "defbuilder", "tests", "bench", "recipes"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ruff_format_clean():
+    """The code is laid out by `ruff format` (run it before committing)."""
+    out = subprocess.run(
+        [*_tool("ruff"), "format", "--check", "defbuilder", "tests", "bench", "recipes"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_mypy_clean():
-    out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True,
-                         text=True)
+    out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -27,9 +27,31 @@ env_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
     max_size=40,
 )
-ODD = ["", "'", '"', "$HOME", "`id`", "a\\b", "line1\nline2", "\n%post\nBootstrap: x",
-       "{{ ARG }}", "{{X}}", "tab\there", " lead", "trail ", "ünïcødé ✓", "a\r\nb", "\r",
-       "*", "~", "#not comment", "$(echo hi)", "\\\n", "''", "'\n'"]
+ODD = [
+    "",
+    "'",
+    '"',
+    "$HOME",
+    "`id`",
+    "a\\b",
+    "line1\nline2",
+    "\n%post\nBootstrap: x",
+    "{{ ARG }}",
+    "{{X}}",
+    "tab\there",
+    " lead",
+    "trail ",
+    "ünïcødé ✓",
+    "a\r\nb",
+    "\r",
+    "*",
+    "~",
+    "#not comment",
+    "$(echo hi)",
+    "\\\n",
+    "''",
+    "'\n'",
+]
 
 DUMP = (
     "import json, os, sys; "
@@ -38,8 +60,9 @@ DUMP = (
 
 
 def _env_through_shell(values: list[str], shell: str, tmp_path) -> dict[str, str]:
-    stage = Stage(Header.docker("ubuntu:24.04"),
-                  environment={f"V_{i}": v for i, v in enumerate(values)})
+    stage = Stage(
+        Header.docker("ubuntu:24.04"), environment={f"V_{i}": v for i, v in enumerate(values)}
+    )
     text = render(stage)
     [parsed] = [port.parse_stage(s) for s in port.split_stages(text)]
     sections = parsed["sections"]
@@ -50,7 +73,10 @@ def _env_through_shell(values: list[str], shell: str, tmp_path) -> dict[str, str
     env_file.write_text(port.env_script(body), encoding="utf-8")
     out = subprocess.run(
         [shell, "-c", '. "$1" && exec "$2" -c "$3"', "sh", str(env_file), sys.executable, DUMP],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=True,
     )
     return json.loads(out.stdout)
 
@@ -70,9 +96,11 @@ def test_any_environment_value_survives(values, tmp_path_factory):
         assert got == {f"V_{i}": v for i, v in enumerate(values)}, shell
 
 
-label_value = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30
-).map(str.strip).filter(lambda v: "{{" not in v and "\x85" not in v)
+label_value = (
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30)
+    .map(str.strip)
+    .filter(lambda v: "{{" not in v and "\x85" not in v)
+)
 label_key = st.from_regex(r"\A[A-Za-z][A-Za-z0-9._-]{0,20}\Z")
 
 
@@ -87,9 +115,9 @@ def test_any_label_survives_apptainer_label_parser(labels):
 
 
 path_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"),
-                           blacklist_characters='"'),
-    min_size=1, max_size=20,
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters='"'),
+    min_size=1,
+    max_size=20,
 ).filter(lambda p: p.strip() == p and not p.startswith("#") and "{{" not in p)
 
 
@@ -117,7 +145,8 @@ def test_labels_apptainer_cannot_store_are_rejected():
 def test_sh_quote_is_a_single_word(shell):
     for value in ODD:
         out = subprocess.run(
-            [shell, "-c", f"set -- {sh_quote(value)}; printf '%s|%s' \"$#\" \"$1\""],
-            capture_output=True, check=True,
+            [shell, "-c", f'set -- {sh_quote(value)}; printf \'%s|%s\' "$#" "$1"'],
+            capture_output=True,
+            check=True,
         )
         assert out.stdout.decode() == f"1|{value}"

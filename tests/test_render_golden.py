@@ -22,60 +22,129 @@ HEAD = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n"
 
 CASES = [
     # definition_files.rst "Header": Bootstrap first, then agent keywords.
-    ("header-library", Stage(Header("library", from_="ubuntu:22.04")),
-     "Bootstrap: library\nFrom: ubuntu:22.04\n"),
-    ("header-debootstrap",
-     Stage(Header("debootstrap", os_version="noble", mirror_url="http://archive.ubuntu.com/ubuntu/",
-                  include="ca-certificates")),
-     "Bootstrap: debootstrap\nMirrorURL: http://archive.ubuntu.com/ubuntu/\nOSVersion: noble\n"
-     "Include: ca-certificates\n"),
-    ("header-docker-registry",
-     Stage(Header.docker("pixi:noble", registry="ghcr.io", namespace="prefix-dev")),
-     "Bootstrap: docker\nFrom: pixi:noble\nRegistry: ghcr.io\nNamespace: prefix-dev\n"),
+    (
+        "header-library",
+        Stage(Header("library", from_="ubuntu:22.04")),
+        "Bootstrap: library\nFrom: ubuntu:22.04\n",
+    ),
+    (
+        "header-debootstrap",
+        Stage(
+            Header(
+                "debootstrap",
+                os_version="noble",
+                mirror_url="http://archive.ubuntu.com/ubuntu/",
+                include="ca-certificates",
+            )
+        ),
+        "Bootstrap: debootstrap\nMirrorURL: http://archive.ubuntu.com/ubuntu/\nOSVersion: noble\n"
+        "Include: ca-certificates\n",
+    ),
+    (
+        "header-docker-registry",
+        Stage(Header.docker("pixi:noble", registry="ghcr.io", namespace="prefix-dev")),
+        "Bootstrap: docker\nFrom: pixi:noble\nRegistry: ghcr.io\nNamespace: prefix-dev\n",
+    ),
     # "%arguments": VERSION=22.04 then From: ubuntu:{{ VERSION }}
-    ("arguments", Stage(Header.docker(f"ubuntu:{BuildArg('VERSION', '22.04')}"),
-                        arguments=[BuildArg("VERSION", "22.04")]),
-     "Bootstrap: docker\nFrom: ubuntu:{{ VERSION }}\n\n%arguments\n    VERSION=22.04\n"),
+    (
+        "arguments",
+        Stage(
+            Header.docker(f"ubuntu:{BuildArg('VERSION', '22.04')}"),
+            arguments=[BuildArg("VERSION", "22.04")],
+        ),
+        "Bootstrap: docker\nFrom: ubuntu:{{ VERSION }}\n\n%arguments\n    VERSION=22.04\n",
+    ),
     # "%setup": host commands, $APPTAINER_ROOTFS
-    ("setup", Stage(UBUNTU, setup="touch ${APPTAINER_ROOTFS}/file2"),
-     HEAD + "%setup\ntouch ${APPTAINER_ROOTFS}/file2\n"),
+    (
+        "setup",
+        Stage(UBUNTU, setup="touch ${APPTAINER_ROOTFS}/file2"),
+        HEAD + "%setup\ntouch ${APPTAINER_ROOTFS}/file2\n",
+    ),
     # "%files": "src [dst]" per line
-    ("files", Stage(UBUNTU, files=Files(["/file1", ("/file1", "/opt")])),
-     HEAD + "%files\n    /file1\n    /file1 /opt\n"),
+    (
+        "files",
+        Stage(UBUNTU, files=Files(["/file1", ("/file1", "/opt")])),
+        HEAD + "%files\n    /file1\n    /file1 /opt\n",
+    ),
     # "Multi-Stage Builds": %files from devel
-    ("files-from", Stage(UBUNTU, files=Files([("/root/hello", "/bin/hello")], from_stage="devel")),
-     HEAD + "%files from devel\n    /root/hello /bin/hello\n"),
+    (
+        "files-from",
+        Stage(UBUNTU, files=Files([("/root/hello", "/bin/hello")], from_stage="devel")),
+        HEAD + "%files from devel\n    /root/hello /bin/hello\n",
+    ),
     # "%environment": export LISTEN_PORT=12345 / export LC_ALL=C
-    ("environment", Stage(UBUNTU, environment={"LISTEN_PORT": "12345", "LC_ALL": "C"}),
-     HEAD + "%environment\nexport LISTEN_PORT=12345\nexport LC_ALL=C\n"),
-    ("post", Stage(UBUNTU, post="apt-get update\napt-get install -y netcat"),
-     HEAD + "%post\napt-get update\napt-get install -y netcat\n"),
+    (
+        "environment",
+        Stage(UBUNTU, environment={"LISTEN_PORT": "12345", "LC_ALL": "C"}),
+        HEAD + "%environment\nexport LISTEN_PORT=12345\nexport LC_ALL=C\n",
+    ),
+    (
+        "post",
+        Stage(UBUNTU, post="apt-get update\napt-get install -y netcat"),
+        HEAD + "%post\napt-get update\napt-get install -y netcat\n",
+    ),
     # %post -c /bin/bash: stage.go getSectionScriptArgs runs /bin/sh -ex -c "/bin/bash -e script"
-    ("post-bash", Stage(UBUNTU, post=Script("[[ -d /opt ]]", shell="/bin/bash")),
-     HEAD + "%post -c /bin/bash -e\n[[ -d /opt ]]\n"),
-    ("runscript", Stage(UBUNTU, runscript='echo "Container was created $NOW"'),
-     HEAD + '%runscript\necho "Container was created $NOW"\n'),
+    (
+        "post-bash",
+        Stage(UBUNTU, post=Script("[[ -d /opt ]]", shell="/bin/bash")),
+        HEAD + "%post -c /bin/bash -e\n[[ -d /opt ]]\n",
+    ),
+    (
+        "runscript",
+        Stage(UBUNTU, runscript='echo "Container was created $NOW"'),
+        HEAD + '%runscript\necho "Container was created $NOW"\n',
+    ),
     # handleShebangScript: a #! first body line chooses the interpreter
-    ("runscript-bash", Stage(UBUNTU, runscript=Script('exec "$@"', shell="/bin/bash")),
-     HEAD + '%runscript\n#!/bin/bash\nexec "$@"\n'),
-    ("startscript", Stage(UBUNTU, startscript="nc -lp $LISTEN_PORT"),
-     HEAD + "%startscript\nnc -lp $LISTEN_PORT\n"),
-    ("test", Stage(UBUNTU, test="grep -q NAME=\\\"Ubuntu\\\" /etc/os-release"),
-     HEAD + '%test\ngrep -q NAME=\\"Ubuntu\\" /etc/os-release\n'),
+    (
+        "runscript-bash",
+        Stage(UBUNTU, runscript=Script('exec "$@"', shell="/bin/bash")),
+        HEAD + '%runscript\n#!/bin/bash\nexec "$@"\n',
+    ),
+    (
+        "startscript",
+        Stage(UBUNTU, startscript="nc -lp $LISTEN_PORT"),
+        HEAD + "%startscript\nnc -lp $LISTEN_PORT\n",
+    ),
+    (
+        "test",
+        Stage(UBUNTU, test='grep -q NAME=\\"Ubuntu\\" /etc/os-release'),
+        HEAD + '%test\ngrep -q NAME=\\"Ubuntu\\" /etc/os-release\n',
+    ),
     # "%labels": Author / Version / MyLabel Hello World
-    ("labels", Stage(UBUNTU, labels={"Author": "myname@example.com", "Version": "v0.0.1",
-                                     "MyLabel": "Hello World"}),
-     HEAD + "%labels\n    Author myname@example.com\n    Version v0.0.1\n"
-     "    MyLabel Hello World\n"),
-    ("help", Stage(UBUNTU, help="This is a demo container used to illustrate a def file."),
-     HEAD + "%help\nThis is a demo container used to illustrate a def file.\n"),
+    (
+        "labels",
+        Stage(
+            UBUNTU,
+            labels={"Author": "myname@example.com", "Version": "v0.0.1", "MyLabel": "Hello World"},
+        ),
+        HEAD + "%labels\n    Author myname@example.com\n    Version v0.0.1\n"
+        "    MyLabel Hello World\n",
+    ),
+    (
+        "help",
+        Stage(UBUNTU, help="This is a demo container used to illustrate a def file."),
+        HEAD + "%help\nThis is a demo container used to illustrate a def file.\n",
+    ),
     # "%app*": %apprun foo / %applabels foo / %appinstall foo / %appenv foo / %apphelp foo
-    ("apps", Stage(UBUNTU, apps=[App("foo", run='exec echo "RUNNING FOO"',
-                                     labels={"BESTAPP": "FOO"}, install="touch foo.exec",
-                                     env={"SOFTWARE": "foo"}, help="This is text for foo")]),
-     HEAD + "%apphelp foo\nThis is text for foo\n\n%appinstall foo\ntouch foo.exec\n\n"
-     "%appenv foo\nexport SOFTWARE=foo\n\n%applabels foo\n    BESTAPP FOO\n\n"
-     '%apprun foo\nexec echo "RUNNING FOO"\n'),
+    (
+        "apps",
+        Stage(
+            UBUNTU,
+            apps=[
+                App(
+                    "foo",
+                    run='exec echo "RUNNING FOO"',
+                    labels={"BESTAPP": "FOO"},
+                    install="touch foo.exec",
+                    env={"SOFTWARE": "foo"},
+                    help="This is text for foo",
+                )
+            ],
+        ),
+        HEAD + "%apphelp foo\nThis is text for foo\n\n%appinstall foo\ntouch foo.exec\n\n"
+        "%appenv foo\nexport SOFTWARE=foo\n\n%applabels foo\n    BESTAPP FOO\n\n"
+        '%apprun foo\nexec echo "RUNNING FOO"\n',
+    ),
 ]
 
 
@@ -85,14 +154,16 @@ def test_golden(name, stage, expected):
 
 
 def test_meaning_as_apptainer_reads_it():
-    text = render(Stage(
-        Header.docker("ubuntu:24.04", stage="final"),
-        files=[Files(["a"]), Files([("/x", "/y")], from_stage="build")],
-        post=Script("echo hi", shell="/bin/bash"),
-        labels={"k": "v w"},
-        runscript=Script('exec "$@"', shell="/bin/bash"),
-        apps=[App("gpu-check", run="exec python /app/gpu_check.py")],
-    ))
+    text = render(
+        Stage(
+            Header.docker("ubuntu:24.04", stage="final"),
+            files=[Files(["a"]), Files([("/x", "/y")], from_stage="build")],
+            post=Script("echo hi", shell="/bin/bash"),
+            labels={"k": "v w"},
+            runscript=Script('exec "$@"', shell="/bin/bash"),
+            apps=[App("gpu-check", run="exec python /app/gpu_check.py")],
+        )
+    )
     [stage] = [port.parse_stage(s) for s in port.split_stages(text)]
     assert stage["header"] == {"bootstrap": "docker", "from": "ubuntu:24.04", "stage": "final"}
     assert stage["files"] == [("", [("a", "")]), ("from build", [("/x", "/y")])]
@@ -106,8 +177,9 @@ def test_meaning_as_apptainer_reads_it():
 
 def test_two_stage_recipe_has_files_from_build():
     build = Stage(Header.docker("ubuntu:24.04", stage="build"), post="make")
-    final = Stage(Header.docker("ubuntu:24.04", stage="final"),
-                  files=Files(["/app/bin"], from_stage="build"))
+    final = Stage(
+        Header.docker("ubuntu:24.04", stage="final"), files=Files(["/app/bin"], from_stage="build")
+    )
     text = render(Recipe([build, final]))
     stages = [port.parse_stage(s) for s in port.split_stages(text)]
     assert [s["header"]["stage"] for s in stages] == ["build", "final"]

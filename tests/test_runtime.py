@@ -42,9 +42,11 @@ Some help.
 def test_runscript_file_follows_handle_shebang(tmp_path):
     img = unpack(DEF, tmp_path)
     # metadata.go handleShebangScript: "#!/bin/sh" + "\n\n" + body + "\n"
-    assert (img.meta / "runscript").read_text().startswith("#!/bin/sh\n\necho \"argv")
+    assert (img.meta / "runscript").read_text().startswith('#!/bin/sh\n\necho "argv')
     assert json.loads((img.meta / "labels.json").read_text()) == {
-        "maintainer": "me@example.org", "version": "1.0"}
+        "maintainer": "me@example.org",
+        "version": "1.0",
+    }
     assert (img.meta / "runscript.help").read_text() == "Some help.\n"
     env = (img.meta / "env" / "90-environment.sh").read_text()
     # base_environment.go template, then insertEnvScript appends "\n" + body + "\n"
@@ -60,9 +62,14 @@ def test_only_exported_variables_reach_the_program(tmp_path, shell):
 
 @needs_namespaces
 def test_env_files_are_sourced_in_lexical_order(tmp_path, shell):
-    img = unpack(DEF, tmp_path, base_env={
-        "10-docker2singularity.sh": 'export ORDER="${ORDER:-}10"\n',
-        "95-zz.sh": 'export ORDER="${ORDER:-}95"\n'})
+    img = unpack(
+        DEF,
+        tmp_path,
+        base_env={
+            "10-docker2singularity.sh": 'export ORDER="${ORDER:-}10"\n',
+            "95-zz.sh": 'export ORDER="${ORDER:-}95"\n',
+        },
+    )
     res = img.run("exec", ["/bin/sh", "-c", 'echo "$ORDER"'], sh=shell)
     assert res.stdout == b"109095\n"
 
@@ -80,13 +87,18 @@ def test_post_runs_with_sh_ex_and_stops_at_failure(tmp_path, shell):
 @needs_namespaces
 def test_bash_post_without_e_would_not_stop(tmp_path):
     # what upstream-example flaw 1 implies: %post -c /bin/bash runs bash without -e
-    text = render(Stage(Header.docker("ubuntu:24.04"),
-                        post=Script("false\necho reached", shell="/bin/bash", errexit=False)))
+    text = render(
+        Stage(
+            Header.docker("ubuntu:24.04"),
+            post=Script("false\necho reached", shell="/bin/bash", errexit=False),
+        )
+    )
     img = unpack(text, tmp_path)
     res = img.run("exec", img.build_script_argv("post"))
     assert res.returncode == 0 and b"reached" in res.stdout
-    text = render(Stage(Header.docker("ubuntu:24.04"),
-                        post=Script("false\necho reached", shell="/bin/bash")))
+    text = render(
+        Stage(Header.docker("ubuntu:24.04"), post=Script("false\necho reached", shell="/bin/bash"))
+    )
     img = unpack(text, tmp_path / "2")
     res = img.run("exec", img.build_script_argv("post"))
     assert res.returncode != 0 and b"reached" not in res.stdout
@@ -111,9 +123,19 @@ def test_instance_start_does_not_run_the_runscript(tmp_path, shell):
 
 @needs_namespaces
 def test_scif_app_environment_and_run(tmp_path, shell):
-    text = render(Stage(Header.docker("ubuntu:24.04"), apps=[
-        App("my-tool", run='echo "$SCIF_APPNAME $APP_VAR $*"', env={"APP_VAR": "v"},
-            labels={"k": "v"})]))
+    text = render(
+        Stage(
+            Header.docker("ubuntu:24.04"),
+            apps=[
+                App(
+                    "my-tool",
+                    run='echo "$SCIF_APPNAME $APP_VAR $*"',
+                    env={"APP_VAR": "v"},
+                    labels={"k": "v"},
+                )
+            ],
+        )
+    )
     img = unpack(text, tmp_path)
     res = img.run("run", ["a"], app="my-tool", sh=shell)
     assert res.stdout == b"my-tool v a\n"
@@ -125,8 +147,7 @@ def test_scif_app_environment_and_run(tmp_path, shell):
         img.run("run", [], app="other")
 
 
-TRY_DEF = ("Bootstrap: docker\nFrom: ubuntu:24.04\n%runscript\nprintf '[%s]' \"$@\"\n"
-           "exit 5\n")
+TRY_DEF = "Bootstrap: docker\nFrom: ubuntu:24.04\n%runscript\nprintf '[%s]' \"$@\"\nexit 5\n"
 
 
 @needs_namespaces
@@ -146,7 +167,8 @@ def test_try_show_prints_the_scripts_without_entering(tmp_path):
     d.write_text(TRY_DEF)
     shown = run_cli("try", "--show", str(d), "run")
     assert shown.returncode == 0 and "==> /.singularity.d/runscript <==\n#!/bin/sh\n" in (
-        shown.stdout)
+        shown.stdout
+    )
 
 
 def test_try_reports_def_errors_with_line(tmp_path):

@@ -36,23 +36,41 @@ def test_agrees_on_stages_base_images_and_files():
 def test_agrees_that_duplicate_sections_append():
     assert sp("duplicate_sections.def")["spython-base"].install == ["echo one", "echo two"]
     assert ours("duplicate_sections.def").stages[0].post.body.split() == [
-        "echo", "one", "echo", "two"]
+        "echo",
+        "one",
+        "echo",
+        "two",
+    ]
     post = ours("duplicate_sections.def").stages[0].post.body
     assert [line.strip() for line in post.splitlines() if line.strip()] == sp(
-        "duplicate_sections.def")["spython-base"].install
+        "duplicate_sections.def"
+    )["spython-base"].install
 
 
 def _lines(stage, name: str) -> list[str]:
     """A top-level section's non-blank lines, stripped, duplicates appended (spython's view)."""
-    return [line.strip() for s in stage.sections if s.name == name and s.app is None
-            for line in s.body.splitlines() if line.strip()]
+    return [
+        line.strip()
+        for s in stage.sections
+        if s.name == name and s.app is None
+        for line in s.body.splitlines()
+        if line.strip()
+    ]
 
 
 # Files where spython reads every section it models as Apptainer does; where it does
 # not (multistage_pixi.def, arguments.def, ...), the tests below pin the difference.
-@pytest.mark.parametrize("name", ["conda.def", "crlf.def", "singularity2.def",
-                                  "duplicate_sections.def", "case_tabs_nonewline.def",
-                                  "scif_apps.def"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conda.def",
+        "crlf.def",
+        "singularity2.def",
+        "duplicate_sections.def",
+        "case_tabs_nonewline.def",
+        "scif_apps.def",
+    ],
+)
 def test_split_matches_spython_on_sections(name):
     [stage] = split_stages((DEFS / name).read_bytes().decode("utf-8"))
     [theirs] = sp(name).values()
@@ -88,8 +106,12 @@ def test_spython_accepts_a_section_apptainer_rejects():
 def test_spython_rewrites_the_runscript():
     final = sp("multistage_pixi.def")["final"]
     assert final.cmd == "/bin/bash /entrypoint.sh"  # not the file's %runscript any more
-    assert ours("multistage_pixi.def").stages[1].runscript.body.strip().endswith(
-        '/app/entrypoint.sh "$@"')
+    assert (
+        ours("multistage_pixi.def")
+        .stages[1]
+        .runscript.body.strip()
+        .endswith('/app/entrypoint.sh "$@"')
+    )
 
 
 def test_spython_reads_only_docker_bootstraps():

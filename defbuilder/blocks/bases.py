@@ -56,8 +56,18 @@ _CUDA_PATCH = {
     "13.0": "13.0.0",
 }
 #: Codenames prefix-dev/pixi-docker publishes, and those with CUDA variants.
-_PIXI_TAGS = ("noble", "jammy", "focal", "plucky", "bookworm", "bookworm-slim", "bullseye",
-              "bullseye-slim", "trixie", "trixie-slim")
+_PIXI_TAGS = (
+    "noble",
+    "jammy",
+    "focal",
+    "plucky",
+    "bookworm",
+    "bookworm-slim",
+    "bullseye",
+    "bullseye-slim",
+    "trixie",
+    "trixie-slim",
+)
 _PIXI_CUDA_OS = ("noble", "jammy", "focal")
 
 
@@ -89,7 +99,8 @@ def _full_cuda(cuda: str | Version) -> Version:
     if len(v.release) != 2 or key not in _CUDA_PATCH:
         raise DefError(
             f"CUDA {cuda}: give the full X.Y.Z version (known minors: "
-            + ", ".join(_CUDA_PATCH) + ")"
+            + ", ".join(_CUDA_PATCH)
+            + ")"
         )
     return _version(_CUDA_PATCH[key], "CUDA version")
 
@@ -111,8 +122,9 @@ class Base:
         return Header.docker(self.image, stage=stage, **kw)
 
 
-def cuda_base(cuda: str | Version = "12.9", os: str = "noble", flavor: str = "base",
-              digest: str | None = None) -> Base:
+def cuda_base(
+    cuda: str | Version = "12.9", os: str = "noble", flavor: str = "base", digest: str | None = None
+) -> Base:
     """``nvidia/cuda:<X.Y.Z>-<flavor>-<os>[@sha256:...]``.
 
     >>> cuda_base("12.8.1", flavor="cudnn-runtime").image
@@ -131,8 +143,13 @@ def cuda_base(cuda: str | Version = "12.9", os: str = "noble", flavor: str = "ba
     return Base(f"nvidia/cuda:{full}-{flavor}-{suffix}{_check_digest(digest)}", full)
 
 
-def pixi_base(os: str = "noble", *, version: str | Version | None = None,
-              cuda: str | Version | None = None, digest: str | None = None) -> Base:
+def pixi_base(
+    os: str = "noble",
+    *,
+    version: str | Version | None = None,
+    cuda: str | Version | None = None,
+    digest: str | None = None,
+) -> Base:
     """``ghcr.io/prefix-dev/pixi:[<version>-]<os>[-cuda-<X.Y.Z>][@sha256:...]``.
 
     >>> pixi_base("jammy", version="0.76.1").image
@@ -144,8 +161,9 @@ def pixi_base(os: str = "noble", *, version: str | Version | None = None,
     full = None
     if cuda is not None:
         if os not in _PIXI_CUDA_OS:
-            raise DefError(f"prefix-dev/pixi publishes CUDA variants only for "
-                           f"{', '.join(_PIXI_CUDA_OS)}")
+            raise DefError(
+                f"prefix-dev/pixi publishes CUDA variants only for {', '.join(_PIXI_CUDA_OS)}"
+            )
         full = _full_cuda(cuda)
         tag += f"-cuda-{full}"
     if version is not None:

@@ -81,8 +81,9 @@ class Entrypoint:
 
         entry = _form(self.entrypoint, self.shell)
         cmd = _form(self.cmd, self.shell)
-        text = render_template("entrypoint.sh.j2", entrypoint=entry or (), cmd=cmd or (),
-                               workdir=self.workdir)
+        text = render_template(
+            "entrypoint.sh.j2", entrypoint=entry or (), cmd=cmd or (), workdir=self.workdir
+        )
         return Script(text)
 
     def sections(self) -> Sections:

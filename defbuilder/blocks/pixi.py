@@ -49,12 +49,16 @@ __all__ = ["PixiEnvironment", "static_activation"]
 
 
 def _generator() -> str:
-    return (resources.files("defbuilder") / "templates" / "pixi_static_activation.bash"
-            ).read_text(encoding="utf-8").rstrip("\n")
+    return (
+        (resources.files("defbuilder") / "templates" / "pixi_static_activation.bash")
+        .read_text(encoding="utf-8")
+        .rstrip("\n")
+    )
 
 
-def static_activation(environment: str, manifest: str, activate: str,
-                      keep_pixi_exe: bool = False) -> str:
+def static_activation(
+    environment: str, manifest: str, activate: str, keep_pixi_exe: bool = False
+) -> str:
     """``%post`` lines that turn an installed pixi environment's activation into a static
     POSIX-sh file at ``activate`` (see the module doc). For builds that install pixi
     environments themselves (e.g. converted Dockerfiles).
@@ -66,9 +70,14 @@ def static_activation(environment: str, manifest: str, activate: str,
     """
     from ..templating import render_template
 
-    return render_template("pixi_activation.sh.j2", manifest=manifest,
-                           environment=_env_name(environment), generator=_generator(),
-                           activate=activate, keep_pixi_exe=1 if keep_pixi_exe else 0)
+    return render_template(
+        "pixi_activation.sh.j2",
+        manifest=manifest,
+        environment=_env_name(environment),
+        generator=_generator(),
+        activate=activate,
+        keep_pixi_exe=1 if keep_pixi_exe else 0,
+    )
 
 
 def _cuda_major(value: Base | Version | str | None) -> str | None:
@@ -115,8 +124,9 @@ class PixiEnvironment:
             raise DefError(f"lock_mode must be 'locked' or 'frozen', not {self.lock_mode!r}")
         for script in self.activation_scripts:
             if script.startswith("/") or ".." in script.split("/"):
-                raise DefError(f"activation script {script!r} must be relative to the "
-                               "manifest's directory")
+                raise DefError(
+                    f"activation script {script!r} must be relative to the manifest's directory"
+                )
         _cuda_major(self.cuda)
 
     @property
@@ -166,9 +176,10 @@ class PixiEnvironment:
             FileEntry(self.lock, posixpath.join(self.workdir, posixpath.basename(self.lock))),
         ]
         base = posixpath.dirname(self.manifest)
-        entries += [FileEntry(posixpath.join(base, s) if base else s,
-                              posixpath.join(self.workdir, s))
-                    for s in self.activation_scripts]
+        entries += [
+            FileEntry(posixpath.join(base, s) if base else s, posixpath.join(self.workdir, s))
+            for s in self.activation_scripts
+        ]
         return Sections(files=Files(entries), post=self.post_script())
 
     def final(self, from_stage: str = "build") -> Sections:

@@ -8,28 +8,54 @@ from .rules import EXAMPLE_POLICY, RULES
 
 
 def rules_markdown() -> str:
-    out = ["# Lint rules", "",
-           "Generated from `defbuilder/lint/rules.py` by `python -m defbuilder.lint.docs`; "
-           "the tests check every bad example fires its rule and every good one does not.",
-           "", "Suppress a finding with `# defbuilder: ignore[CODE]` at the end of the line, "
-           "or alone on the line above it.", "",
-           "| code | name | severity | summary |", "|---|---|---|---|"]
-    out += [f"| [{r.code}](#{r.code.lower()}-{r.name}) | {r.name} | {r.severity} | "
-            f"{r.summary} |" for r in RULES]
+    out = [
+        "# Lint rules",
+        "",
+        "Generated from `defbuilder/lint/rules.py` by `python -m defbuilder.lint.docs`; "
+        "the tests check every bad example fires its rule and every good one does not.",
+        "",
+        "Suppress a finding with `# defbuilder: ignore[CODE]` at the end of the line, "
+        "or alone on the line above it.",
+        "",
+        "| code | name | severity | summary |",
+        "|---|---|---|---|",
+    ]
+    out += [
+        f"| [{r.code}](#{r.code.lower()}-{r.name}) | {r.name} | {r.severity} | {r.summary} |"
+        for r in RULES
+    ]
     out.append("")
     for r in RULES:
         out += [f"## {r.code} {r.name}", "", f"**{r.severity}.** {r.summary}", "", r.why, ""]
         if r.policy:
-            out += ["Policy rule: active only where a policy is configured "
-                    "(`[tool.defbuilder.policy]` in pyproject.toml or `[policy]` in "
-                    f"defbuilder.toml). The examples use `{EXAMPLE_POLICY}`.", ""]
+            out += [
+                "Policy rule: active only where a policy is configured "
+                "(`[tool.defbuilder.policy]` in pyproject.toml or `[policy]` in "
+                f"defbuilder.toml). The examples use `{EXAMPLE_POLICY}`.",
+                "",
+            ]
         if r.needs_shellcheck:
-            out += ["Runs shellcheck (skipped with `--no-shellcheck` or when shellcheck is "
-                    "not installed).", ""]
+            out += [
+                "Runs shellcheck (skipped with `--no-shellcheck` or when shellcheck is "
+                "not installed).",
+                "",
+            ]
         if r.supersedes:
             out += [f"Reported instead of {', '.join(r.supersedes)} on the same line.", ""]
-        out += ["Bad:", "", "```singularity", r.bad.rstrip("\n"), "```", "", "Good:", "",
-                "```singularity", r.good.rstrip("\n"), "```", ""]
+        out += [
+            "Bad:",
+            "",
+            "```singularity",
+            r.bad.rstrip("\n"),
+            "```",
+            "",
+            "Good:",
+            "",
+            "```singularity",
+            r.good.rstrip("\n"),
+            "```",
+            "",
+        ]
     return "\n".join(out)
 
 

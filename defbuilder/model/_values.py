@@ -75,8 +75,7 @@ def tuple_of(kind: type | tuple[type, ...], what: str) -> Callable[[Any, Any, An
             got = f"a list holding {type_name(bad)} {bad!r}"
         else:
             got = type_name(value)
-        raise DefError(f"{attribute.name}: expected {what}, got {got}",
-                       origin=instance.origin)
+        raise DefError(f"{attribute.name}: expected {what}, got {got}", origin=instance.origin)
 
     return check
 
@@ -86,8 +85,9 @@ def instance(kind: type | tuple[type, ...], what: str) -> Callable[[Any, Any, An
 
     def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, kind):
-            raise DefError(f"{attribute.name}: expected {what}, got {type_name(value)}",
-                           origin=inst.origin)
+            raise DefError(
+                f"{attribute.name}: expected {what}, got {type_name(value)}", origin=inst.origin
+            )
 
     return check
 
@@ -126,8 +126,10 @@ class BuildArg:
     @default.validator
     def _check_default(self, _a: attrs.Attribute[str | None], value: str | None) -> None:
         if value is not None and not isinstance(value, str):
-            raise DefError(f"default of build argument {self.name}: expected a str, "
-                           f"got {type_name(value)}", origin=self.origin)
+            raise DefError(
+                f"default of build argument {self.name}: expected a str, got {type_name(value)}",
+                origin=self.origin,
+            )
         if value is not None and ("\n" in value or "\r" in value):
             raise DefError(
                 f"default of build argument {self.name} contains a newline; "

@@ -28,14 +28,29 @@ __all__ = ["AGENTS", "HEADER_KEYWORDS", "Header"]
 HEADER_KEYWORDS: Mapping[str, str] = {
     field: HEADER_KEYWORD_SPELLING[key]
     for field, key in (
-        ("from_", "from"), ("stage", "stage"), ("registry", "registry"),
-        ("namespace", "namespace"), ("include_cmd", "includecmd"), ("library", "library"),
-        ("fingerprints", "fingerprints"), ("mirror_url", "mirrorurl"),
-        ("update_url", "updateurl"), ("os_version", "osversion"), ("include", "include"),
-        ("setopt", "setopt"), ("conf_url", "confurl"), ("product", "product"),
-        ("user", "user"), ("regcode", "regcode"), ("product_pgp", "productpgp"),
-        ("register_url", "registerurl"), ("modules", "modules"), ("target", "target"),
-        ("frontend", "frontend"), ("filename", "filename"), ("build_args", "buildargs"),
+        ("from_", "from"),
+        ("stage", "stage"),
+        ("registry", "registry"),
+        ("namespace", "namespace"),
+        ("include_cmd", "includecmd"),
+        ("library", "library"),
+        ("fingerprints", "fingerprints"),
+        ("mirror_url", "mirrorurl"),
+        ("update_url", "updateurl"),
+        ("os_version", "osversion"),
+        ("include", "include"),
+        ("setopt", "setopt"),
+        ("conf_url", "confurl"),
+        ("product", "product"),
+        ("user", "user"),
+        ("regcode", "regcode"),
+        ("product_pgp", "productpgp"),
+        ("register_url", "registerurl"),
+        ("modules", "modules"),
+        ("target", "target"),
+        ("frontend", "frontend"),
+        ("filename", "filename"),
+        ("build_args", "buildargs"),
     )
 }
 
@@ -55,27 +70,33 @@ def _check_pairs(instance: Header, attribute: attrs.Attribute[Any], value: Any) 
     tuple_of(tuple, "a list of (keyword, value) pairs")(instance, attribute, value)
     for pair in value:
         if len(pair) != 2 or not all(isinstance(p, str) for p in pair):
-            raise DefError(f"{attribute.name}: expected (keyword, value) pairs of str, got "
-                           f"{pair!r}", origin=instance.origin)
+            raise DefError(
+                f"{attribute.name}: expected (keyword, value) pairs of str, got {pair!r}",
+                origin=instance.origin,
+            )
 
 
 def _check_value(key: str, value: object, origin: Origin) -> None:
     if not isinstance(value, (str, BuildArg)):
-        raise DefError(f"header {key}: expected a str or BuildArg, got {type_name(value)}",
-                       origin=origin)
+        raise DefError(
+            f"header {key}: expected a str or BuildArg, got {type_name(value)}", origin=origin
+        )
     text = str(value)
     if "\n" in text or "\r" in text:
         raise DefError(f"header {key}: value contains a newline", origin=origin)
     if "#" in text:
         # deffile.go doHeader: `strings.Split(line, "#")[0]` cuts the value at '#'.
-        raise DefError(f"header {key}: value {text!r} contains '#', which Apptainer cuts off",
-                       origin=origin)
+        raise DefError(
+            f"header {key}: value {text!r} contains '#', which Apptainer cuts off", origin=origin
+        )
     if text != text.strip() or not text:
-        raise DefError(f"header {key}: value {text!r} is empty or has surrounding spaces",
-                       origin=origin)
+        raise DefError(
+            f"header {key}: value {text!r} is empty or has surrounding spaces", origin=origin
+        )
     if text.endswith("\\"):
-        raise DefError(f"header {key}: a trailing backslash continues the line in Apptainer",
-                       origin=origin)
+        raise DefError(
+            f"header {key}: a trailing backslash continues the line in Apptainer", origin=origin
+        )
 
 
 @attrs.frozen
@@ -119,11 +140,13 @@ class Header:
     filename: str | None = None
     build_args: str | None = None
     other_urls: tuple[str, ...] = attrs.field(
-        default=(), converter=_str_tuple, validator=tuple_of(str, "a list of str"))
+        default=(), converter=_str_tuple, validator=tuple_of(str, "a list of str")
+    )
     #: Keywords Apptainer accepts but this agent does not read (a parsed .def keeps
     #: them; ``defbuilder lint`` reports them): ``(("Registry", "x"),)``.
     ignored: tuple[tuple[str, str], ...] = attrs.field(
-        default=(), converter=_pair_tuple, validator=_check_pairs)
+        default=(), converter=_pair_tuple, validator=_check_pairs
+    )
     origin: Origin = origin_field()
 
     def __attrs_post_init__(self) -> None:
@@ -135,8 +158,10 @@ class Header:
                 origin=self.origin,
             )
         if self.include_cmd is not None and not isinstance(self.include_cmd, bool):
-            raise DefError(f"include_cmd: expected a bool, got {type_name(self.include_cmd)}",
-                           origin=self.origin)
+            raise DefError(
+                f"include_cmd: expected a bool, got {type_name(self.include_cmd)}",
+                origin=self.origin,
+            )
         for key, value in self.known_items():
             if not agent_reads(self.bootstrap, key):
                 raise DefError(
@@ -156,8 +181,7 @@ class Header:
                     f"Bootstrap: {self.bootstrap} needs {HEADER_KEYWORD_SPELLING[needed]}:",
                     origin=self.origin,
                 )
-        if self.stage is not None and not (isinstance(self.stage, str)
-                                           and is_token(self.stage)):
+        if self.stage is not None and not (isinstance(self.stage, str) and is_token(self.stage)):
             raise DefError(f"stage name {self.stage!r} is invalid", origin=self.origin)
 
     @classmethod
@@ -187,4 +211,3 @@ class Header:
         for _k, value in self.items():
             if isinstance(value, BuildArg):
                 yield value
-

@@ -58,8 +58,9 @@ class Script:
     """
 
     body: str = attrs.field(default="", validator=instance(str, "a str"))
-    shell: str | None = attrs.field(default=None, validator=instance((str, type(None)),
-                                                                     "a str or None"))
+    shell: str | None = attrs.field(
+        default=None, validator=instance((str, type(None)), "a str or None")
+    )
     errexit: bool = True
     #: Raw section arguments (``%post -x``, ``%runscript --norc``) as found in a parsed
     #: .def; prefer ``shell``. Never both.
@@ -112,9 +113,7 @@ class Script:
         return self + Script(text)
 
     def prepend(self, text: str) -> Script:
-        return Script(text, shell=self.shell, errexit=self.errexit) + attrs.evolve(
-            self, shell=None
-        )
+        return Script(text, shell=self.shell, errexit=self.errexit) + attrs.evolve(self, shell=None)
 
 
 ScriptInput = Script | str | None
@@ -154,8 +153,9 @@ class Export:
     @name.validator
     def _check(self, _a: attrs.Attribute[str], name: str) -> None:
         if not isinstance(name, str) or not is_shell_name(name):
-            raise DefError(f"environment variable name {name!r} is not a valid shell name",
-                           origin=self.origin)
+            raise DefError(
+                f"environment variable name {name!r} is not a valid shell name", origin=self.origin
+            )
 
     @value.validator
     def _check_value(self, _a: attrs.Attribute[Value], value: Value) -> None:
@@ -166,16 +166,23 @@ class Export:
                 origin=self.origin,
             )
         if isinstance(value, str) and "\x00" in value:
-            raise DefError(f"environment variable {self.name}: a value cannot hold a NUL byte",
-                           origin=self.origin)
+            raise DefError(
+                f"environment variable {self.name}: a value cannot hold a NUL byte",
+                origin=self.origin,
+            )
 
 
 EnvItem = Export | Script
 
 
 def _env_items(
-    value: Environment | Mapping[str, Value] | Export | Script | str
-    | Iterable[Export | Script | str | tuple[str, Value]] | None,
+    value: Environment
+    | Mapping[str, Value]
+    | Export
+    | Script
+    | str
+    | Iterable[Export | Script | str | tuple[str, Value]]
+    | None,
 ) -> tuple[EnvItem, ...]:
     if isinstance(value, Environment):
         return value.items
@@ -194,8 +201,10 @@ def _env_items(
         elif isinstance(item, tuple) and len(item) == 2:
             items.append(Export(*item))
         else:
-            raise DefError(f"cannot use {item!r} in %environment: expected an Export, a "
-                           "Script, a str or a (NAME, value) pair")
+            raise DefError(
+                f"cannot use {item!r} in %environment: expected an Export, a "
+                "Script, a str or a (NAME, value) pair"
+            )
     return tuple(items)
 
 
@@ -217,8 +226,16 @@ class Environment:
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def __add__(self, other: Environment | Mapping[str, Value] | Export | Script | str
-                | Iterable[Export | Script | str | tuple[str, Value]] | None) -> Environment:
+    def __add__(
+        self,
+        other: Environment
+        | Mapping[str, Value]
+        | Export
+        | Script
+        | str
+        | Iterable[Export | Script | str | tuple[str, Value]]
+        | None,
+    ) -> Environment:
         return Environment(self.items + _env_items(other))
 
     def exports(self) -> dict[str, Value]:
@@ -226,8 +243,13 @@ class Environment:
 
 
 def to_environment(
-    value: Environment | Mapping[str, Value] | Export | Script | str
-    | Iterable[Export | Script | str | tuple[str, Value]] | None,
+    value: Environment
+    | Mapping[str, Value]
+    | Export
+    | Script
+    | str
+    | Iterable[Export | Script | str | tuple[str, Value]]
+    | None,
 ) -> Environment:
     return value if isinstance(value, Environment) else Environment(value)
 
@@ -252,26 +274,34 @@ class Label:
 
     @key.validator
     def _check_key(self, _a: attrs.Attribute[str], key: str) -> None:
-        if (not isinstance(key, str) or not key or any(c.isspace() for c in key)
-                or key.startswith(("#", "%"))):
+        if (
+            not isinstance(key, str)
+            or not key
+            or any(c.isspace() for c in key)
+            or key.startswith(("#", "%"))
+        ):
             raise DefError(
                 f"invalid label key {key!r}: a key is one word, not starting with # or %",
                 origin=self.origin,
             )
         if has_placeholder(key):
-            raise DefError(f"label key {key!r} looks like a build-argument placeholder",
-                           origin=self.origin)
+            raise DefError(
+                f"label key {key!r} looks like a build-argument placeholder", origin=self.origin
+            )
 
     @value.validator
     def _check_value(self, _a: attrs.Attribute[Value], value: Value) -> None:
         if isinstance(value, BuildArg):
             return
         if not isinstance(value, str):
-            raise DefError(f"label {self.key}: value must be a str, got {type_name(value)}",
-                           origin=self.origin)
+            raise DefError(
+                f"label {self.key}: value must be a str, got {type_name(value)}", origin=self.origin
+            )
         if "\n" in value or "\r" in value:
-            raise DefError(f"label {self.key}: value contains a newline (one label per line)",
-                           origin=self.origin)
+            raise DefError(
+                f"label {self.key}: value contains a newline (one label per line)",
+                origin=self.origin,
+            )
         if value != value.strip():
             raise DefError(
                 f"label {self.key}: value {value!r} has leading or trailing whitespace, "
@@ -298,8 +328,10 @@ def to_labels(value: LabelsInput) -> tuple[Label, ...]:
         elif isinstance(item, tuple) and len(item) == 2:
             label = Label(*item)
         else:
-            raise DefError(f"labels: expected a mapping, Label or (key, value) pairs, got "
-                           f"{type_name(item)} {item!r}")
+            raise DefError(
+                f"labels: expected a mapping, Label or (key, value) pairs, got "
+                f"{type_name(item)} {item!r}"
+            )
         out.pop(label.key, None)
         out[label.key] = label
     return tuple(out.values())
@@ -320,8 +352,7 @@ def _check_path(path: object, what: str, origin: Origin) -> None:
         raise DefError(f"%files {what} is empty", origin=origin)
     if '"' in path or "\n" in path or "\r" in path:
         # deffile.go fileSplitter: double quotes delimit tokens and cannot be escaped.
-        raise DefError(f"%files {what} {path!r} contains a double quote or newline",
-                       origin=origin)
+        raise DefError(f"%files {what} {path!r} contains a double quote or newline", origin=origin)
     if path.startswith("#"):
         raise DefError(f"%files {what} {path!r} starts with '#'", origin=origin)
 
@@ -363,8 +394,10 @@ def to_file_entries(value: FileEntriesInput) -> tuple[FileEntry, ...]:
         elif isinstance(item, tuple) and len(item) == 2:
             out.append(FileEntry(item[0], item[1]))
         else:
-            raise DefError(f"cannot use {item!r} as a %files entry: expected a path, a "
-                           "(src, dst) pair or a FileEntry")
+            raise DefError(
+                f"cannot use {item!r} as a %files entry: expected a path, a "
+                "(src, dst) pair or a FileEntry"
+            )
     return tuple(out)
 
 
@@ -379,21 +412,28 @@ class Files:
     '/app/app.py'
     """
 
-    entries: tuple[FileEntry, ...] = attrs.field(converter=to_file_entries,
-                                                 validator=_ENTRIES_CHECK)
+    entries: tuple[FileEntry, ...] = attrs.field(
+        converter=to_file_entries, validator=_ENTRIES_CHECK
+    )
     from_stage: str | None = None
     origin: Origin = origin_field()
 
     def __attrs_post_init__(self) -> None:
-        if self.from_stage is not None and not (isinstance(self.from_stage, str)
-                                                and is_token(self.from_stage)):
-            raise DefError(f"%files from {self.from_stage!r}: invalid stage name",
-                           origin=self.origin)
+        if self.from_stage is not None and not (
+            isinstance(self.from_stage, str) and is_token(self.from_stage)
+        ):
+            raise DefError(
+                f"%files from {self.from_stage!r}: invalid stage name", origin=self.origin
+            )
 
 
 FilesInput = (
-    Files | Mapping[str, str] | str | FileEntry
-    | Iterable[Files | FileEntry | str | tuple[str, str]] | None
+    Files
+    | Mapping[str, str]
+    | str
+    | FileEntry
+    | Iterable[Files | FileEntry | str | tuple[str, str]]
+    | None
 )
 
 
@@ -437,10 +477,10 @@ class App:
     test: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
     install: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
     env: Environment = attrs.field(factory=Environment, converter=to_environment)
-    labels: tuple[Label, ...] = attrs.field(default=(), converter=to_labels,
-                                            validator=LABELS_CHECK)
-    files: tuple[FileEntry, ...] = attrs.field(default=(), converter=to_file_entries,
-                                               validator=_ENTRIES_CHECK)
+    labels: tuple[Label, ...] = attrs.field(default=(), converter=to_labels, validator=LABELS_CHECK)
+    files: tuple[FileEntry, ...] = attrs.field(
+        default=(), converter=to_file_entries, validator=_ENTRIES_CHECK
+    )
     help: str = attrs.field(default="", converter=to_help, validator=instance(str, "a str"))
     origin: Origin = origin_field()
 

@@ -62,22 +62,25 @@ class Sections:
     """
 
     arguments: tuple[BuildArg, ...] = attrs.field(
-        default=(), converter=_build_args,
-        validator=tuple_of(BuildArg, "a mapping or a list of BuildArg"))
+        default=(),
+        converter=_build_args,
+        validator=tuple_of(BuildArg, "a mapping or a list of BuildArg"),
+    )
     pre: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
     setup: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    files: tuple[Files, ...] = attrs.field(default=(), converter=to_files_list,
-                                           validator=tuple_of(Files, "Files or paths"))
+    files: tuple[Files, ...] = attrs.field(
+        default=(), converter=to_files_list, validator=tuple_of(Files, "Files or paths")
+    )
     environment: Environment = attrs.field(factory=Environment, converter=to_environment)
     post: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
     runscript: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
     startscript: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
     test: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    labels: tuple[Label, ...] = attrs.field(default=(), converter=to_labels,
-                                            validator=LABELS_CHECK)
+    labels: tuple[Label, ...] = attrs.field(default=(), converter=to_labels, validator=LABELS_CHECK)
     help: str = attrs.field(default="", converter=to_help, validator=instance(str, "a str"))
-    apps: tuple[App, ...] = attrs.field(default=(), converter=_apps,
-                                        validator=tuple_of(App, "App or a list of App"))
+    apps: tuple[App, ...] = attrs.field(
+        default=(), converter=_apps, validator=tuple_of(App, "App or a list of App")
+    )
     origin: Origin = origin_field()
 
     _APPENDED: ClassVar[tuple[str, ...]] = ("pre", "setup", "post", "test")
@@ -87,8 +90,7 @@ class Sections:
         check_body(self.help, "%help", self.origin)
 
     def section_values(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in attrs.fields(Sections)
-                if f.name != "origin"}
+        return {f.name: getattr(self, f.name) for f in attrs.fields(Sections) if f.name != "origin"}
 
     def merged(self, other: Sections) -> dict[str, Any]:
         """Field values of ``self`` with ``other`` merged in (see the class doc)."""
@@ -99,8 +101,7 @@ class Sections:
             new = getattr(other, name)
             if new and out[name]:
                 raise DefError(
-                    f"%{name} is already set in this stage; use .replace({name}=...) "
-                    "to override it"
+                    f"%{name} is already set in this stage; use .replace({name}=...) to override it"
                 )
             if new:
                 out[name] = new
@@ -234,7 +235,8 @@ class Recipe:
     """
 
     stages: tuple[Stage, ...] = attrs.field(
-        converter=_stages, validator=tuple_of(Stage, "a Stage or a list of Stage"))
+        converter=_stages, validator=tuple_of(Stage, "a Stage or a list of Stage")
+    )
     origin: Origin = origin_field()
 
     def __add__(self, other: Stage | Recipe) -> Recipe:
@@ -255,9 +257,8 @@ class Recipe:
 
     def replace_stage(self, name: str, new: Stage) -> Recipe:
         self.stage(name)
-        return attrs.evolve(
-            self, stages=tuple(new if s.name == name else s for s in self.stages)
-        )
+        return attrs.evolve(self, stages=tuple(new if s.name == name else s for s in self.stages))
+
     def validate(self) -> None:
         """Checks that need the whole recipe (stage names, ``%files from``)."""
         if not self.stages:

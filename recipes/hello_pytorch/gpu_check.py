@@ -81,8 +81,14 @@ def correctness(torch: Any, device: Any, n: int, inject_mismatch: bool) -> dict[
     if inject_mismatch:
         got[0, 0] += 1.0 + abs(float(ref[0, 0]))
     err = float((got - ref).abs().max() / ref.abs().max())
-    return {"device": str(device), "size": n, "dtype": "float32",
-            "max_rel_error": err, "tolerance": TOLERANCE, "ok": err <= TOLERANCE}
+    return {
+        "device": str(device),
+        "size": n,
+        "dtype": "float32",
+        "max_rel_error": err,
+        "tolerance": TOLERANCE,
+        "ok": err <= TOLERANCE,
+    }
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,11 +116,15 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
             info["nccl_version"] = None
         for i in range(info["device_count"]):
             p = torch.cuda.get_device_properties(i)
-            info["devices"].append({
-                "index": i, "name": p.name, "compute_capability": f"{p.major}.{p.minor}",
-                "total_memory_bytes": int(p.total_memory),
-                "multiprocessor_count": int(p.multi_processor_count),
-            })
+            info["devices"].append(
+                {
+                    "index": i,
+                    "name": p.name,
+                    "compute_capability": f"{p.major}.{p.minor}",
+                    "total_memory_bytes": int(p.total_memory),
+                    "multiprocessor_count": int(p.multi_processor_count),
+                }
+            )
         idx = torch.cuda.current_device()
         info["active_device"] = {"index": idx, "name": torch.cuda.get_device_name(idx)}
         device = torch.device("cuda", idx)
@@ -155,20 +165,28 @@ def report(info: dict[str, Any]) -> str:
             f"CUDA_VISIBLE_DEVICES: {info['cuda_visible_devices']}",
         ]
         for d in info["devices"]:
-            lines.append(f"GPU {d['index']}: {d['name']}, compute capability "
-                         f"{d['compute_capability']}, {d['total_memory_bytes'] / 2**30:.1f} GiB")
-        lines += [f"Active GPU index: {info['active_device']['index']}",
-                  f"Active GPU name: {info['active_device']['name']}"]
+            lines.append(
+                f"GPU {d['index']}: {d['name']}, compute capability "
+                f"{d['compute_capability']}, {d['total_memory_bytes'] / 2**30:.1f} GiB"
+            )
+        lines += [
+            f"Active GPU index: {info['active_device']['index']}",
+            f"Active GPU name: {info['active_device']['name']}",
+        ]
     elif info["mps_available"]:
         lines.append("MPS device found")
     else:
         lines += ["No GPU found", f"CUDA_VISIBLE_DEVICES: {info['cuda_visible_devices']}"]
     c = info["check"]
-    lines.append(f"Matmul check on {c['device']}: max relative error {c['max_rel_error']:.2e} "
-                 f"(tolerance {c['tolerance']:.0e}): {'ok' if c['ok'] else 'MISMATCH'}")
+    lines.append(
+        f"Matmul check on {c['device']}: max relative error {c['max_rel_error']:.2e} "
+        f"(tolerance {c['tolerance']:.0e}): {'ok' if c['ok'] else 'MISMATCH'}"
+    )
     t = info["matmul_tflops"]
-    lines.append(f"Matmul {t['size']}x{t['size']}: fp32 {t['fp32']:.2f} TFLOP/s, "
-                 f"bf16 {t['bf16']:.2f} TFLOP/s")
+    lines.append(
+        f"Matmul {t['size']}x{t['size']}: fp32 {t['fp32']:.2f} TFLOP/s, "
+        f"bf16 {t['bf16']:.2f} TFLOP/s"
+    )
     lines.append(f"Memory copy: {info['memcpy_gbps']:.1f} GB/s")
     lines.append(f"Status: {info['status']}")
     return "\n".join(lines)
@@ -177,12 +195,16 @@ def report(info: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--require-gpu", action="store_true",
-                        help=f"exit {EXIT_NO_GPU} when no CUDA GPU is usable")
+    parser.add_argument(
+        "--require-gpu", action="store_true", help=f"exit {EXIT_NO_GPU} when no CUDA GPU is usable"
+    )
     parser.add_argument("--size", type=int, default=0, help="matmul size for throughput")
     parser.add_argument("--iters", type=int, default=0, help="timed iterations")
-    parser.add_argument("--inject-mismatch", action="store_true",
-                        help="corrupt the check's result (to test job logic)")
+    parser.add_argument(
+        "--inject-mismatch",
+        action="store_true",
+        help="corrupt the check's result (to test job logic)",
+    )
     args = parser.parse_args(argv)
     try:
         info = collect(args)

@@ -32,12 +32,22 @@ job = {
 }
 
 
-def recipe(cuda: str = "12.9", environment: str = "gpu", base: str = "cuda",
-           os: str = "noble", require_gpu_in_test: bool = False) -> Recipe:
+def recipe(
+    cuda: str = "12.9",
+    environment: str = "gpu",
+    base: str = "cuda",
+    os: str = "noble",
+    require_gpu_in_test: bool = False,
+) -> Recipe:
     """``base``: ``cuda`` (nvidia/cuda:<cuda>-base) or ``pixi`` (prefix-dev/pixi:<os>)."""
     final_base = cuda_base(cuda, os=os) if base == "cuda" else pixi_base(os, cuda=cuda)
-    pixi = PixiEnvironment(manifest="pixi.toml", lock="pixi.lock", environment=environment,
-                           workdir="/app", cuda=final_base)
+    pixi = PixiEnvironment(
+        manifest="pixi.toml",
+        lock="pixi.lock",
+        environment=environment,
+        workdir="/app",
+        cuda=final_base,
+    )
 
     build = Stage(pixi_base(os).header(stage="build")) + pixi.build()
 
@@ -59,9 +69,14 @@ def recipe(cuda: str = "12.9", environment: str = "gpu", base: str = "cuda",
                 Exit codes of the check: 0 ok, 3 no GPU (with --require-gpu), 4 mismatch.
                 CUDA {final_base.cuda}, pixi environment '{environment}' at {pixi.prefix}.
             """,
-            apps=[App("gpu-check", run=f'exec python {CHECK} "$@"',
-                      help="GPU check; --json for machine-readable output",
-                      test=f"exec python {CHECK}")],
+            apps=[
+                App(
+                    "gpu-check",
+                    run=f'exec python {CHECK} "$@"',
+                    help="GPU check; --json for machine-readable output",
+                    test=f"exec python {CHECK}",
+                )
+            ],
         )
         + pixi.final(from_stage="build")
         + Entrypoint([pixi.entrypoint_path], cmd=["python", CHECK])
