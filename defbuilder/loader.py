@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
 from .errors import DefError
 from .model import Recipe, Stage
 
-__all__ = ["convert_param", "load_module", "load_recipe", "parse_sets"]
+__all__ = ["check_keys", "convert_param", "load_module", "load_recipe", "parse_sets"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -37,6 +37,101 @@ def _user_frame(exc: BaseException, path: str) -> int | None:
     return line
 
 
+def _def_file_error(path: str) -> DefError:
+    """A .def handed where a recipe script belongs: say so and what to run instead."""
+    import shlex
+
+    quoted = shlex.quote(path)
+    return DefError(
+        "this is an Apptainer definition file, not a recipe script (a .py file defining "
+        f"`recipe`); `defbuilder parse {quoted}` turns it into one, "
+        f"`defbuilder lint {quoted}` checks it",
+        file=path,
+    )
+
+
+def _callee(name: str, namespaces: list[dict[str, Any]]) -> Any:
+    """The callable a TypeError names (``Stage.__init__``, ``cuda_base``), looked up in
+    the caller's namespaces, then in defbuilder's public API; ``None`` if not found."""
+    import importlib
+
+    parts = name.split(".")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    if not parts or "<" in name:
+        return None
+    for module in ("defbuilder", "defbuilder.blocks"):
+        namespaces = [*namespaces, vars(importlib.import_module(module))]
+    for namespace in namespaces:
+        obj: Any = namespace.get(parts[0])
+        for part in parts[1:]:
+            obj = getattr(obj, part, None)
+        if obj is not None and callable(obj):
+            return obj
+    return None
+
+
+def _keyword_line(file: str, line: int, keyword: str) -> int:
+    """The line of ``keyword=`` in the call that failed at ``file:line``."""
+    import ast
+
+    try:
+        with open(file, "rb") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return line
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.lineno <= line <= (node.end_lineno or line):
+            for kw in node.keywords:
+                if kw.arg == keyword:
+                    return kw.lineno
+    return line
+
+
+def _unexpected_keyword(exc: BaseException) -> DefError | None:
+    """``Stage(postt=...)``: name the argument, suggest the closest one, and point at the
+    line of the misspelt keyword in the user's code (not at defbuilder's)."""
+    import inspect
+    import re
+    import traceback
+
+    from .errors import did_you_mean, is_user_file
+
+    match = re.fullmatch(
+        r"(?P<fn>[\w.<>]+)\(\) got an unexpected keyword argument '(?P<kw>\w+)'", str(exc)
+    )
+    if not isinstance(exc, TypeError) or match is None:
+        return None
+    frame = None
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame of user code: the call site
+        if is_user_file(tb.tb_frame.f_code.co_filename):
+            frame = tb
+        tb = tb.tb_next
+    if frame is None:
+        return None
+    file = frame.tb_frame.f_code.co_filename
+    line = traceback.extract_tb(frame, limit=1)[0].lineno or frame.tb_lineno
+    keyword, name = match["kw"], match["fn"]
+    shown = name[: -len(".__init__")] if name.endswith(".__init__") else name
+    callee = _callee(name, [frame.tb_frame.f_locals, frame.tb_frame.f_globals])
+    hint = ""
+    if callee is not None:
+        try:
+            params = list(inspect.signature(callee).parameters.values())
+        except (TypeError, ValueError):  # a builtin without a signature
+            params = []
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        hint = did_you_mean(keyword, names) or (
+            f"; {shown}() takes: {', '.join(names)}" if names else ""
+        )
+    return DefError(
+        f"{shown}() has no argument `{keyword}`{hint}",
+        file=file,
+        line=_keyword_line(file, line, keyword),
+    )
+
+
 def load_module(path: str) -> ModuleType:
     """Execute a recipe file as a fresh module; its directory is importable.
 
@@ -50,6 +145,8 @@ def load_module(path: str) -> ModuleType:
         raise DefError("no such recipe file", file=path) from None
     except OSError as exc:
         raise DefError(f"cannot read recipe: {exc.strerror}", file=path) from None
+    if path.lower().endswith(".def"):
+        raise _def_file_error(path)
     directory = os.path.dirname(os.path.abspath(path))
     name = "defbuilder_recipe_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
     module = ModuleType(name)
@@ -61,11 +158,22 @@ def load_module(path: str) -> ModuleType:
         exec(code, module.__dict__)
     except DefError:
         raise
-    except SyntaxError as exc:
-        raise DefError(
-            f"syntax error in recipe: {exc.msg}", file=exc.filename or path, line=exc.lineno
-        ) from exc
     except Exception as exc:
+        from .apptainer import STAGE_START
+
+        if STAGE_START.search(source.decode("utf-8", "replace")) and not isinstance(
+            exc, ImportError
+        ):
+            # `Bootstrap: docker` is even valid Python (an annotation): any failure
+            # of a file with a .def header means the wrong kind of file was given.
+            raise _def_file_error(path) from exc
+        if isinstance(exc, SyntaxError):
+            raise DefError(
+                f"syntax error in recipe: {exc.msg}", file=exc.filename or path, line=exc.lineno
+            ) from exc
+        error = _unexpected_keyword(exc)
+        if error is not None:
+            raise error from exc
         raise DefError(
             f"the recipe raised {type(exc).__name__}: {exc}",
             file=path,
@@ -119,6 +227,59 @@ def convert_param(text: str, annotation: Any) -> Any:
                     raise ValueError(f"not a version: {exc}") from None
         return annotation(text)
     raise ValueError(f"cannot convert to {annotation!r}")
+
+
+def check_keys(
+    path: str, variable: str, mapping: Mapping[str, Any], allowed: Iterable[str]
+) -> None:
+    """Refuse a key of a recipe's module-level dict (e.g. ``job``) that is not in
+    ``allowed``, with the closest allowed key and the line of the misspelt key.
+
+    >>> check_keys("recipe.py", "job", {"image": "a.sif"}, ["image", "name"])
+    >>> check_keys("no-such.py", "job", {"imag": "a.sif"}, ["image", "name"])
+    Traceback (most recent call last):
+    ...
+    defbuilder.errors.DefError: no-such.py: `job` has no key 'imag'; did you mean `image`?
+    """
+    from .errors import did_you_mean
+
+    known = list(allowed)
+    for key in mapping:
+        if key not in known:
+            hint = did_you_mean(str(key), known) or f"; keys: {', '.join(known)}"
+            raise DefError(
+                f"`{variable}` has no key {key!r}{hint}",
+                file=path,
+                line=_key_line(path, variable, str(key)),
+            )
+
+
+def _key_line(path: str, variable: str, key: str) -> int | None:
+    """The line of ``key`` in ``variable = {...}`` (or of that assignment) in ``path``."""
+    import ast
+
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        targets = node.targets if isinstance(node, ast.Assign) else [target]
+        if not any(isinstance(t, ast.Name) and t.id == variable for t in targets):
+            continue
+        found = node.lineno  # the last assignment wins, as when the module runs
+        value = getattr(node, "value", None)
+        if isinstance(value, ast.Dict):
+            for k in value.keys:
+                if isinstance(k, ast.Constant) and k.value == key:
+                    found = k.lineno
+        elif isinstance(value, ast.Call):
+            for kw in value.keywords:  # job = dict(imag=...)
+                if kw.arg == key:
+                    found = kw.lineno
+    return found
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, str]:
@@ -175,6 +336,9 @@ def _call(fn: Callable[..., Any], params: Mapping[str, str], path: str) -> Any:
     except DefError:
         raise
     except TypeError as exc:
+        error = _unexpected_keyword(exc)
+        if error is not None:
+            raise error from exc
         line = _user_frame(exc, path)
         raise DefError(f"calling recipe(): {exc}", file=path, line=line or def_line) from exc
     except Exception as exc:
