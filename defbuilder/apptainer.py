@@ -48,6 +48,7 @@ __all__ = [
     "SectionKind",
     "agent_key",
     "agent_reads",
+    "app_name_problem",
     "app_script",
     "body_entries",
     "c_shell",
@@ -61,6 +62,8 @@ __all__ = [
     "is_section_line",
     "is_stage_start",
     "is_valid_header_key",
+    "protect_line_ends",
+    "read_arguments",
     "read_header",
     "scan_lines",
     "scif_env_name",
@@ -69,6 +72,7 @@ __all__ = [
     "section_params",
     "section_script_args",
     "shell_sections",
+    "split_appfiles_line",
     "split_files_line",
     "strip_args_comment",
 ]
@@ -643,3 +647,82 @@ def c_shell(args: str) -> list[str] | None:
     if "-c" in params:
         return params[params.index("-c") + 1 :]
     return None
+
+
+# ---------------------------------------------------------------------------
+# Names and %arguments
+# ---------------------------------------------------------------------------
+
+
+def app_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a SCIF app name, or ``None`` when it can.
+
+    The build places each app at ``filepath.Join(rootfs, "/scif/apps/", name)``
+    (internal/pkg/build/apps/apps.go), without checking the name, so ``..`` or a
+    ``/`` would put files outside ``/scif/apps``. The name is the second word of the
+    section line (deffile.go ``parseTokenSection``), so it never holds a space.
+    defbuilder accepts what SCIF names are meant to be (``[A-Za-z0-9_.+-]+``, the
+    characters ``globalAppEnv`` does not have to rewrite, plus ``.+-``), never a
+    path: not ``.`` or ``..``.
+
+    >>> app_name_problem("train"), app_name_problem("..")
+    (None, "app name '..' is a path component, not a name")
+    """
+    if not name:
+        return "an app needs a name"
+    if name in (".", ".."):
+        return f"app name {name!r} is a path component, not a name"
+    if not all((c.isascii() and c.isalnum()) or c in "_.+-" for c in name):
+        return (
+            f"invalid app name {name!r}: use letters, digits and _ . + - "
+            "(Apptainer joins the name into a path under /scif/apps)"
+        )
+    return None
+
+
+def read_arguments(body: str) -> Iterator[tuple[int, str | None, str]]:
+    """``%arguments`` entries as internal/pkg/build/args/args.go ``ReadDefaults`` reads
+    them: ``(offset, key, value)``; a line that is not ``KEY=value`` yields
+    ``(offset, None, message)`` (Apptainer warns and skips it). Lines are trimmed,
+    blank and ``#`` lines skipped, split at the first ``=``; a later key replaces an
+    earlier one (the defaults are a map).
+    """
+    for offset, raw in enumerate(scan_lines(body), start=1):
+        text = go_trim(raw)
+        if not text or text.startswith("#"):
+            continue
+        key, sep, value = text.partition("=")
+        if not sep:
+            yield offset, None, f"{text!r} is not a key=value pair"
+        elif not go_trim(key):
+            yield offset, None, f"missing key portion in {text!r}"
+        else:
+            yield offset, go_trim(key), go_trim(value)
+
+
+def protect_line_ends(text: str) -> str:
+    """Text to write so that Apptainer reads ``text`` back line for line.
+
+    ``bufio.ScanLines`` drops one ``\\r`` before each ``\\n``, so a line that really
+    ends in ``\\r`` is written with one more.
+
+    >>> protect_line_ends("a\\r\\nb\\r")
+    'a\\r\\r\\nb\\r\\r'
+    """
+    text = text.replace("\r\n", "\r\r\n")
+    return text + "\r" if text.endswith("\r") else text
+
+
+def split_appfiles_line(line: str) -> tuple[str, str]:
+    """One ``%appfiles`` line -> (src, dst), as apps.go ``copyFiles`` reads it.
+
+    Unlike ``%files`` (``split_files_line``), there is no quoting: the trimmed line
+    is cut at ``#`` and split at the first space; ``dst`` is the rest of the line as
+    written ("" = the same name as ``src``, inside the app's directory).
+
+    >>> split_appfiles_line("  data.csv   in/data.csv # c")
+    ('data.csv', '  in/data.csv')
+    """
+    text = go_trim(go_trim(line).split("#", 1)[0])
+    src, _, dst = text.partition(" ")
+    return src, dst

@@ -53,6 +53,7 @@ from .model import (
     Script,
     Sections,
     Stage,
+    clean_body,
 )
 
 __all__ = ["Call", "Composed", "identifier", "to_python"]
@@ -235,6 +236,13 @@ class _Writer:
             args.append("verbatim=True")
         return f"{self.ref(Script)}({', '.join(args)})"
 
+    def help(self, text: str) -> str:
+        """``%help`` text: a plain str when the model's dedent keeps it as it is,
+        otherwise ``Script(text, verbatim=True)`` (indentation is part of the help)."""
+        if clean_body(text) == text:
+            return _str(text)
+        return self.script(Script(text, verbatim=True))
+
     def header(self, header: Header) -> str:
         parts = [repr(header.bootstrap)]
         for field in HEADER_KEYWORDS:
@@ -299,7 +307,7 @@ class _Writer:
         if app.files:
             kw.append(f"files=[{', '.join(self.entry(e) for e in app.files)}]")
         if app.help:
-            kw.append(f"help={_str(app.help)}")
+            kw.append(f"help={self.help(app.help)}")
         return f"{self.ref(App)}({', '.join(kw)})"
 
     def sections(self, s: Sections, indent: str) -> list[str]:
@@ -327,7 +335,7 @@ class _Writer:
         if s.labels:
             kw.append(f"labels={self.labels(s.labels)}")
         if s.help:
-            kw.append(f"help={_str(s.help)}")
+            kw.append(f"help={self.help(s.help)}")
         if s.apps:
             kw.append(
                 "apps=[\n" + "".join(f"{inner}{self.app(a)},\n" for a in s.apps) + f"{indent}]"

@@ -60,6 +60,7 @@ from .model import (
     Script,
     Stage,
 )
+from .model._values import is_arg_name
 
 __all__ = [
     "RawSection",
@@ -231,6 +232,7 @@ def _script(section: RawSection | None, file: str | None, build: bool) -> Script
     words = apptainer.go_fields(args)
     if (
         build
+        and not section.body.startswith("#!")  # keep `-c SHELL` as written: a #! is a comment
         and len(words) in (2, 3)
         and words[0] == "-c"
         and words[1].startswith("/")
@@ -319,22 +321,23 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
         ]
     help_ = raw.section("help")
     if help_ is not None:
-        sections["help"] = help_.body
+        sections["help"] = Script(help_.body, verbatim=True, origin=Origin(file, help_.line))
     args = raw.section("arguments")
     if args is not None:
-        declared = []
-        for offset, line in body_entries(args.body):
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
+        declared: dict[str, BuildArg] = {}
+        for offset, key, value in apptainer.read_arguments(args.body):
+            where = f"{file}:{args.line + offset}"
+            if key is None:
+                warnings.append(f"{where}: %arguments: {value} (Apptainer warns and skips it)")
+            elif not is_arg_name(key):
                 warnings.append(
-                    f"{file}:{args.line + offset}: %arguments line {line!r} is "
-                    "not NAME=value (Apptainer warns and ignores it)"
+                    f"{where}: %arguments: {key!r} can never be used: a {{{{ NAME }}}} "
+                    "placeholder holds only letters, digits and _; dropped"
                 )
-                continue
-            declared.append(
-                BuildArg(go_trim(key), go_trim(value), origin=Origin(file, args.line + offset))
-            )
-        sections["arguments"] = declared
+            else:
+                # ReadDefaults fills a map: a repeated key's last value wins.
+                declared[key] = BuildArg(key, value, origin=Origin(file, args.line + offset))
+        sections["arguments"] = list(declared.values())
     apps = []
     for name in raw.apps():
         origin = None
@@ -361,10 +364,14 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             ]
         sec = raw.section("appfiles", name)
         if sec is not None:
-            parts["files"] = _files_entries(sec, file)
+            parts["files"] = [
+                FileEntry(src, dst or None, origin=Origin(file, sec.line + offset))
+                for offset, line in body_entries(sec.body)
+                for src, dst in [apptainer.split_appfiles_line(line)]
+            ]
         sec = raw.section("apphelp", name)
         if sec is not None:
-            parts["help"] = sec.body
+            parts["help"] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
         first = raw.app_line(name)
         apps.append(App(name, origin=Origin(file, first), **parts))
     sections["apps"] = apps

@@ -21,7 +21,7 @@ apt-get update
 
 from __future__ import annotations
 
-from .apptainer import BUILD_SECTIONS
+from .apptainer import BUILD_SECTIONS, protect_line_ends
 from .model import (
     App,
     BuildArg,
@@ -116,7 +116,7 @@ def _script_section(name: str, script: Script, *, args: str = "") -> list[str]:
             head += f" -c {script.shell}" + (" -e" if script.errexit else "")
         else:
             body = f"#!{script.shell}\n{body}"
-    return [head, body]
+    return [head, protect_line_ends(body)]
 
 
 def _environment(env: Environment, head: str) -> list[str]:
@@ -148,6 +148,12 @@ def _file_lines(entries: tuple[FileEntry, ...]) -> str:
     return "\n".join(lines)
 
 
+def _appfile_lines(entries: tuple[FileEntry, ...]) -> str:
+    """``%appfiles`` lines: apps.go splits at the first space, with no quoting (the
+    model refuses paths that cannot be written so)."""
+    return "\n".join(INDENT + e.src + ("" if e.dst is None else " " + e.dst) for e in entries)
+
+
 def _files(files: Files) -> list[str]:
     head = "%files" + (f" from {files.from_stage}" if files.from_stage else "")
     return [head, _file_lines(files.entries)]
@@ -156,8 +162,8 @@ def _files(files: Files) -> list[str]:
 def _app(app: App) -> list[list[str]]:
     n = app.name
     parts = [
-        [f"%apphelp {n}", app.help] if app.help else [],
-        [f"%appfiles {n}", _file_lines(app.files)] if app.files else [],
+        [f"%apphelp {n}", protect_line_ends(app.help)] if app.help else [],
+        [f"%appfiles {n}", _appfile_lines(app.files)] if app.files else [],
         _script_section("appinstall", app.install, args=n),
         _environment(app.env, f"%appenv {n}"),
         _labels(app.labels, f"%applabels {n}"),
@@ -165,6 +171,10 @@ def _app(app: App) -> list[list[str]]:
         _script_section("appstart", app.start, args=n),
         _script_section("apptest", app.test, args=n),
     ]
+    if not any(parts):
+        # An app with no content still exists (apps.go creates /scif/apps/NAME):
+        # keep it with an empty %appinstall.
+        parts[2] = [f"%appinstall {n}", ""]
     return parts
 
 
@@ -186,7 +196,7 @@ def render_stage(stage: Stage) -> str:
     blocks.append(_script_section("test", stage.test))
     blocks.append(_labels(stage.labels, "%labels"))
     if stage.help:
-        blocks.append(["%help", stage.help])
+        blocks.append(["%help", protect_line_ends(stage.help)])
     for app in stage.apps:
         blocks += _app(app)
     return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"

@@ -51,6 +51,7 @@ from typing import IO, Any
 import attrs
 
 from .apptainer import (
+    app_name_problem,
     app_script,
     get_labels,
     handle_shebang,
@@ -232,8 +233,12 @@ def _write(path: Path, text: str, mode: int = 0o755) -> None:
     path.chmod(mode)
 
 
-def _write_apps(stage: RawStage, root: Path) -> None:
+def _write_apps(stage: RawStage, root: Path, file: str | None) -> None:
     apps = stage.apps()
+    for app in apps:
+        problem = app_name_problem(app)
+        if problem is not None:
+            raise DefError(problem, file=file, line=stage.app_line(app))
     base = ["#!/bin/sh", "# defbuilder harness: what apps.go writes into 94-appsbase.sh"]
     for app in apps:
         n = scif_env_name(app)
@@ -507,6 +512,6 @@ def unpack(
         0o644,
     )
     _write(meta / "Singularity", text, 0o644)
-    _write_apps(chosen, root_path)
+    _write_apps(chosen, root_path, file)
     mapped = {k.rstrip("/"): Path(v) for k, v in (files or {}).items()}
     return Image(root_path, chosen, mapped)

@@ -139,17 +139,6 @@ def test_rendered_text_round_trips_byte_identical():
     assert render(parse(text)) == text
 
 
-def test_split_matches_spython_on_sections():
-    spython = pytest.importorskip(
-        "spython.main.parse.parsers", reason="spython is optional (cross-check only)"
-    )
-    path = DEFS / "scif_apps.def"
-    parser = spython.SingularityParser(str(path))
-    ours = split_stages(path.read_text())[0]
-    # spython agrees on the header and the runscript-like sections it models
-    assert parser.recipe[list(parser.recipe)[-1]].fromHeader == ours.header["from"]
-
-
 # --- properties ---------------------------------------------------------------------------
 
 LINES = st.sampled_from(

@@ -162,7 +162,6 @@ def clean_body(text: str) -> str:
     ... ''')
     'apt-get update\\n  echo hi'
     """
-    text = text.replace("\r\n", "\n")
     lines = textwrap.dedent(text).split("\n")
     while lines and not lines[0].strip():
         lines.pop(0)
@@ -173,8 +172,9 @@ def clean_body(text: str) -> str:
 
 def trim_end(text: str) -> str:
     """Drop trailing blank lines only (leading ones matter: a blank line above a
-    runscript's ``#!`` makes Apptainer ignore it)."""
-    lines = text.replace("\r\n", "\n").split("\n")
+    runscript's ``#!`` makes Apptainer ignore it). A ``\\r`` at a line end is kept:
+    it is part of the line (``render`` writes it so that Apptainer keeps it)."""
+    lines = text.split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     return "\n".join(lines)

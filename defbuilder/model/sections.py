@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import attrs
 
-from ..apptainer import has_placeholder
+from ..apptainer import app_name_problem, go_fields, go_trim, has_placeholder
 from ..errors import DefError, Origin
 from ._values import (
     BuildArg,
@@ -456,9 +456,32 @@ def to_files_list(value: FilesInput) -> tuple[Files, ...]:
 # ---------------------------------------------------------------------------
 
 
-def to_help(value: str | None) -> str:
+def _check_appfile(app: str, entry: FileEntry, origin: Origin) -> None:
+    """``%appfiles`` has no quoting (``apptainer.split_appfiles_line``): the source is
+    the first word, the destination the rest of the line, and ``#`` starts a comment."""
+    src, dst = entry.src, entry.dst or ""
+    if go_fields(src) != [src] or src.startswith("%"):
+        raise DefError(
+            f"app {app} %appfiles: source {src!r} must be one word not starting with %: "
+            "Apptainer splits the line at the first space, without quotes",
+            origin=origin,
+        )
+    if "#" in src + dst or dst != go_trim(dst):
+        raise DefError(
+            f"app {app} %appfiles: {src!r} {dst!r}: '#' starts a comment and surrounding "
+            "spaces are trimmed in %appfiles",
+            origin=origin,
+        )
+
+
+def to_help(value: str | Script | None) -> str:
+    """``%help`` text: a str is dedented like a script body; ``Script(text,
+    verbatim=True)`` (what ``parse`` gives) keeps its indentation, which ``apptainer
+    run-help`` prints as written (metadata.go ``insertHelpScript``)."""
     if value is None:
         return ""
+    if isinstance(value, Script):
+        return value.body
     return clean_body(value) if isinstance(value, str) else value
 
 
@@ -485,8 +508,9 @@ class App:
     origin: Origin = origin_field()
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.name, str) or not is_token(self.name):
-            raise DefError(f"invalid app name {self.name!r}", origin=self.origin)
+        problem = app_name_problem(self.name) if isinstance(self.name, str) else None
+        if not isinstance(self.name, str) or problem is not None:
+            raise DefError(problem or f"invalid app name {self.name!r}", origin=self.origin)
         for part in ("run", "start", "test", "install"):
             script: Script = getattr(self, part)
             if script.shell is not None:
@@ -496,3 +520,5 @@ class App:
                     origin=self.origin,
                 )
         check_body(self.help, f"app {self.name} %apphelp", self.origin)
+        for entry in self.files:
+            _check_appfile(self.name, entry, self.origin)

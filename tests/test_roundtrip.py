@@ -1,0 +1,144 @@
+"""Round trips keep meaning: parse -> render gives a file Apptainer reads the same way.
+
+Each case is checked against tests/apptainer_port.py, an independent port of
+apptainer/apptainer v1.5.3 pkg/build/types/parser/deffile.go, and against the
+Apptainer rule it depends on (cited per test).
+"""
+
+from __future__ import annotations
+
+import apptainer_port as port
+import pytest
+
+from defbuilder import App, DefError, Header, Stage, parse, render
+from defbuilder import apptainer as rules
+from defbuilder.parse import split_stages
+
+
+def sections_as_apptainer_reads(text: str) -> dict[str, tuple[str, str]]:
+    [stage] = [port.parse_stage(s) for s in port.split_stages(text)]
+    sections = stage["sections"]
+    assert isinstance(sections, dict)
+    return sections
+
+
+def same_meaning(text: str) -> str:
+    """render(parse(text)) and assert Apptainer reads every section the same."""
+    again = render(parse(text))
+    before = sections_as_apptainer_reads(text)
+    after = sections_as_apptainer_reads(again)
+    assert set(before) == set(after)
+    for name, (args, body) in before.items():
+        assert after[name][0].split("#")[0].strip() == args.split("#")[0].strip(), name
+        assert after[name][1].rstrip("\n") == body.rstrip("\n"), name
+    return again
+
+
+def test_help_indentation_is_kept():
+    # metadata.go insertHelpScript writes the %help body as is: run-help prints it.
+    text = "Bootstrap: docker\nFrom: x\n\n%help\n    Usage:\n      app [opts]\n"
+    again = same_meaning(text)
+    assert "    Usage:\n      app [opts]" in again
+
+
+def test_apphelp_indentation_is_kept():
+    text = "Bootstrap: docker\nFrom: x\n\n%apphelp a\n  indented help\n%apprun a\n  x\n"
+    assert "  indented help" in same_meaning(text)
+
+
+def test_an_app_with_only_an_empty_appinstall_is_kept():
+    # apps.go creates /scif/apps/NAME for every app in the definition.
+    text = "Bootstrap: docker\nFrom: x\n\n%appinstall lonely\n"
+    again = same_meaning(text)
+    assert [a.name for a in parse(again).stages[0].apps] == ["lonely"]
+
+
+def test_cr_before_crlf_survives():
+    # bufio.ScanLines drops one \r before \n: "a\r\r\n" is the line "a\r".
+    text = "Bootstrap: docker\nFrom: x\n\n%post\necho a\r\r\necho b\n"
+    again = same_meaning(text)
+    assert parse(again).stages[0].post.body == "echo a\r\necho b"
+    assert sections_as_apptainer_reads(again)["post"][1] == "echo a\r\necho b\n"
+
+
+def test_duplicate_arguments_keys_last_wins_like_apptainer():
+    # internal/pkg/build/args/args.go ReadDefaults fills a map: the last value wins.
+    text = "Bootstrap: docker\nFrom: x:{{ V }}\n\n%arguments\n    V=1\n    V=2\n"
+    recipe = parse(text)
+    assert [(a.name, a.default) for a in recipe.stages[0].arguments] == [("V", "2")]
+    assert "V=2" in render(recipe) and "V=1" not in render(recipe)
+
+
+def test_post_with_c_shell_and_a_hashbang_first_line_parses():
+    # util.go getSectionScriptArgs runs /bin/sh -ex -c "/bin/bash script": the #! is a
+    # comment to bash, and Apptainer builds the file.
+    text = "Bootstrap: docker\nFrom: x\n\n%post -c /bin/bash\n#!/bin/bash\necho hi\n"
+    same_meaning(text)
+
+
+def test_appfiles_are_read_without_quotes():
+    # apps.go copyFiles: trim, cut at '#', split at the first space; no quoting.
+    assert rules.split_appfiles_line('  "a b" c') == ('"a', 'b" c')
+    text = "Bootstrap: docker\nFrom: x\n\n%appfiles a\n    data.csv in/data.csv\n%apprun a\n x\n"
+    recipe = parse(text)
+    [entry] = recipe.stages[0].apps[0].files
+    assert (entry.src, entry.dst) == ("data.csv", "in/data.csv")
+    assert "    data.csv in/data.csv" in render(recipe)
+    with pytest.raises(DefError, match="one word"):
+        App("a", files=[("my file", "x")])
+
+
+# --- names that are paths -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../../../../tmp/x", "/etc/x", "a/b"])
+def test_app_names_that_are_paths_are_refused_by_the_model(name):
+    with pytest.raises(DefError):
+        App(name, run="echo")
+
+
+@pytest.mark.parametrize("name", ["..", "../../../../tmp/x", "/etc/x"])
+def test_app_names_that_are_paths_are_refused_by_parse(name):
+    text = f"Bootstrap: docker\nFrom: x\n\n%apprun {name}\n    echo\n"
+    with pytest.raises(DefError) as info:
+        parse(text, "app.def")
+    assert info.value.file == "app.def" and info.value.line == 4
+
+
+@pytest.mark.parametrize("name", ["..", "../../../../tmp/x", "/etc/x"])
+def test_try_refuses_app_names_that_are_paths(tmp_path, name):
+    from defbuilder import runtime
+
+    text = f"Bootstrap: docker\nFrom: x\n\n%apprun {name}\n    echo\n"
+    root = tmp_path / "root"
+    with pytest.raises(DefError) as info:
+        runtime.unpack(text, root, file="app.def")
+    assert info.value.line == 4
+    # nothing was written outside the image root
+    assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
+    assert not list(root.glob("scif/apps/*"))
+
+
+def test_try_show_refuses_app_names_that_are_paths(tmp_path):
+    from conftest import run_cli
+
+    target = tmp_path / "victim"
+    deffile = tmp_path / "app.def"
+    deffile.write_text(f"Bootstrap: docker\nFrom: x\n\n%apprun ../../../../../..{target}\n x\n")
+    out = run_cli("try", "--show", str(deffile), "run")
+    assert out.returncode == 2
+    assert f"{deffile}:4: " in out.stderr and "Traceback" not in out.stderr
+    assert not target.exists()
+
+
+# --- Go's case folding for the stage split -------------------------------------------------
+
+
+def test_long_s_starts_a_stage_like_go():
+    # deffile.go All splits at (?mi)^bootstrap: and Go's (?i) folds U+017F to s.
+    assert rules.is_stage_start("boot\u017ftrap: docker")
+    assert not rules.is_stage_start("boot\u0455trap: docker")  # Cyrillic dze does not fold
+    text = "Bootstrap: docker\nFrom: a\n%post\nboot\u017ftrap: docker\nFrom: b\n"
+    assert len(split_stages(text)) == 2
+    with pytest.raises(DefError, match="starts a new stage"):
+        Stage(Header.docker("ubuntu"), post="boot\u017ftrap: docker")
