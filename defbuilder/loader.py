@@ -2,7 +2,8 @@
 
 ``recipe`` is a ``Recipe`` (or a ``Stage``), or a function ``recipe(**params)``
 returning one. ``--set key=value`` strings are converted with the function's
-annotations (int, float, bool, str, ``packaging.version.Version``).
+annotations (int, float, bool, str, ``packaging.version.Version``, and
+``Literal[...]``, whose values are the only ones accepted).
 
 Every user mistake becomes a ``DefError`` naming the recipe file and line; this
 module must not import anything heavy (it runs on every CLI call).
@@ -201,9 +202,18 @@ def convert_param(text: str, annotation: Any) -> Any:
     (3, False)
     >>> str(convert_param("12.9", __import__("packaging.version").version.Version))
     '12.9'
+    >>> from typing import Literal
+    >>> convert_param("pixi", Literal["cuda", "pixi"])
+    'pixi'
+    >>> convert_param("foo", Literal["cuda", "pixi"])
+    Traceback (most recent call last):
+    ...
+    defbuilder.loader.ChoiceError: expected one of: cuda, pixi
     """
     if annotation in (None, Any, str, "str"):
         return text
+    if _is_literal(annotation):
+        return _choice(text, annotation.__args__)
     if annotation is bool:
         return _bool(text)
     if annotation in (int, float):
@@ -282,6 +292,34 @@ def _key_line(path: str, variable: str, key: str) -> int | None:
     return found
 
 
+class ChoiceError(ValueError):
+    """A ``--set`` value that is not one of a ``Literal[...]``'s values."""
+
+
+def _is_literal(annotation: Any) -> bool:
+    import typing
+
+    return typing.get_origin(annotation) is typing.Literal
+
+
+def _choice(text: str, choices: tuple[Any, ...]) -> Any:
+    """The value of ``choices`` that ``text`` spells (a bool, int or float choice is
+    compared as that type), else ``ChoiceError`` listing them."""
+    for choice in choices:
+        try:
+            if isinstance(choice, bool):
+                value: Any = _bool(text)
+            elif isinstance(choice, (int, float)):
+                value = type(choice)(text)
+            else:
+                value = text
+        except ValueError:
+            continue
+        if value == choice and type(value) is type(choice):
+            return choice
+    raise ChoiceError("expected one of: " + ", ".join(str(c) for c in choices))
+
+
 def parse_sets(sets: list[str] | None) -> dict[str, str]:
     """``["k=v", ...]`` -> ``{"k": "v"}``; later keys win."""
     out: dict[str, str] = {}
@@ -324,6 +362,12 @@ def _call(fn: Callable[..., Any], params: Mapping[str, str], path: str) -> Any:
             annotation = type(default) if default not in (inspect.Parameter.empty, None) else str
         try:
             kwargs[key] = convert_param(text, annotation)
+        except ChoiceError as exc:
+            raise DefError(
+                f"--set {key}={text!r}: not an allowed value; {exc}",
+                file=path,
+                line=def_line,
+            ) from None
         except (ValueError, TypeError) as exc:
             name = getattr(annotation, "__name__", str(annotation))
             raise DefError(

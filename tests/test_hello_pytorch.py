@@ -4,7 +4,8 @@ The build stage's %post runs like Apptainer runs it (/bin/sh -ex, dash) against 
 fake pixi, whose env python is this test environment's real Python with torch 2.13
 (CPU); then the final stage is entered through the harness: run with and without
 arguments, exec, test, instance start, and the gpu-check app. The four flaws of the
-upstream example (../shared/upstream-example.md) are checked one by one.
+upstream example (UW-Madison-DSI/pixi-docker-chtc, ``examples/hello_pytorch``) are
+checked one by one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from conftest import ROOT, run_cli
 from harness import needs_namespaces
 
+from defbuilder.blocks.bases import PIXI_VERSION
 from defbuilder.parse import split_stages
 from defbuilder.runtime import unpack
 
@@ -46,10 +48,33 @@ def test_render_is_deterministic_across_hash_seeds():
 
 
 def test_parameters():
-    text = rendered("cuda=12.8", "environment=gpu", "base=pixi")
-    assert "From: ghcr.io/prefix-dev/pixi:noble-cuda-12.8.1" in text
-    assert "export CONDA_OVERRIDE_CUDA=12\n" in text
+    text = rendered("cuda=13.0", "environment=gpu", "base=pixi")
+    assert f"From: ghcr.io/prefix-dev/pixi:{PIXI_VERSION}-noble-cuda-13.0.0" in text
+    assert "export CONDA_OVERRIDE_CUDA=13\n" in text
     assert "From: nvidia/cuda:12.9.1-base-ubuntu24.04" in rendered()
+    assert "From: nvidia/cuda:11.8.0-base-ubuntu22.04" in rendered("cuda=11.8", "os=jammy")
+
+
+def refused(*sets: str) -> str:
+    args = [a for s in sets for a in ("--set", s)]
+    out = run_cli("render", str(RECIPE), *args)
+    assert out.returncode == 2 and out.stdout == "", out
+    assert "Traceback" not in out.stderr
+    return out.stderr
+
+
+def test_base_is_a_choice():
+    err = refused("base=foo")
+    assert "recipe.py:" in err and "--set base='foo'" in err
+    assert "expected one of: cuda, pixi" in err
+    assert "expected one of: noble, jammy, focal" in refused("os=bionic")
+
+
+def test_cuda_release_nvidia_does_not_publish_is_refused():
+    err = refused("cuda=11.8")  # 11.8.0-base-ubuntu24.04 does not exist
+    assert "no CUDA 11.8 image for ubuntu24.04" in err
+    assert "nearest published: 12.5.1-*-ubuntu24.04" in err and "ubuntu22.04 (jammy)" in err
+    assert "its CUDA variants for noble: 12.9.1, 13.0.0" in refused("cuda=12.8", "base=pixi")
 
 
 # --- the four flaws of the upstream example ------------------------------------------

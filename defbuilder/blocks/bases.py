@@ -1,23 +1,27 @@
-"""Base images: ``nvidia/cuda`` and ``ghcr.io/prefix-dev/pixi``, versions checked.
+"""Base images: ``nvidia/cuda`` and ``ghcr.io/prefix-dev/pixi``, tags checked.
 
 One CUDA version parameter decides both the image tag and the
 ``CONDA_OVERRIDE_CUDA`` value a pixi install needs on a GPU-less build host
 (``Base.conda_override_cuda``), so the two can never disagree.
 
-Tags follow the publishers' schemes:
+Tags follow the publishers' schemes, and only tags they publish are made:
 
-* nvidia/cuda: ``<X.Y.Z>-<flavor>-<os>``, e.g. ``12.9.1-base-ubuntu24.04``
-  (hub.docker.com/r/nvidia/cuda); flavors ``base``, ``runtime``, ``devel``,
-  ``cudnn-runtime``, ``cudnn-devel``.
-* prefix-dev/pixi: ``[<pixi version>-]<codename>[-cuda-<X.Y.Z>]``, e.g. ``noble``,
-  ``0.76.1-noble-cuda-12.9.1`` (prefix-dev/pixi-docker ``.github/workflows/build.yml``,
-  see ../shared/pixi-notes.md §6).
+* nvidia/cuda: ``<X.Y.Z>-<flavor>-<os>``, e.g. ``12.9.1-base-ubuntu24.04``. For
+  Ubuntu the CUDA x Ubuntu x flavor combination is checked against NVIDIA's list
+  of supported tags (``cuda_tags``), and a missing one is refused with the nearest
+  published ones.
+* prefix-dev/pixi: ``[<pixi version>-]<codename>[-cuda-<X.Y.Z>]``, e.g.
+  ``0.76.1-noble``, ``0.76.1-noble-cuda-12.9.1`` (prefix-dev/pixi-docker,
+  ``.github/workflows/build.yml``: ``{{version}}-<tag>`` for every base; the CUDA
+  variants are built from ``nvidia/cuda:<X.Y.Z>-base-ubuntu<...>``). The default is
+  the pinned ``PIXI_VERSION``: a bare ``noble`` is rebuilt with every pixi release,
+  while ``<version>-noble`` is pushed once, by the commit that sets that version.
 
 >>> b = cuda_base("12.9", os="noble")
 >>> b.image, b.conda_override_cuda
 ('nvidia/cuda:12.9.1-base-ubuntu24.04', '12')
 >>> pixi_base("noble", cuda="12.9").image
-'ghcr.io/prefix-dev/pixi:noble-cuda-12.9.1'
+'ghcr.io/prefix-dev/pixi:0.76.1-noble-cuda-12.9.1'
 """
 
 from __future__ import annotations
@@ -28,34 +32,31 @@ import attrs
 
 from ..errors import DefError
 from ..model import Header
+from . import cuda_tags
 
 if TYPE_CHECKING:
     from packaging.version import Version
 
-__all__ = ["Base", "cuda_base", "pixi_base"]
+__all__ = ["PIXI_VERSION", "Base", "cuda_base", "pixi_base"]
 
-#: Ubuntu codename -> the suffix nvidia/cuda uses.
-_OS = {
-    "noble": "ubuntu24.04",
-    "jammy": "ubuntu22.04",
-    "focal": "ubuntu20.04",
-}
-_CUDA_FLAVORS = ("base", "runtime", "devel", "cudnn-runtime", "cudnn-devel")
-#: Latest patch release of each CUDA minor (nvidia/cuda tags), for "12.9" -> 12.9.1.
-_CUDA_PATCH = {
-    "11.8": "11.8.0",
-    "12.0": "12.0.1",
-    "12.1": "12.1.1",
-    "12.2": "12.2.2",
-    "12.3": "12.3.2",
-    "12.4": "12.4.1",
-    "12.5": "12.5.1",
-    "12.6": "12.6.3",
-    "12.8": "12.8.1",
-    "12.9": "12.9.1",
-    "13.0": "13.0.0",
-}
-#: Codenames prefix-dev/pixi-docker publishes, and those with CUDA variants.
+#: The pixi release ``pixi_base`` pins by default: the latest in prefix-dev/pixi-docker
+#: (``ARG PIXI_VERSION`` in its Dockerfile) when this was written. It reads the
+#: rich-platform manifests (``platforms = [{ platform = ..., cuda = ... }]``) that
+#: pixi 0.71 introduced.
+PIXI_VERSION = "0.76.1"
+
+_CUDA_FLAVORS = (
+    "base",
+    "runtime",
+    "devel",
+    "cudnn-runtime",
+    "cudnn-devel",
+    "cudnn9-runtime",
+    "cudnn9-devel",
+    "cudnn8-runtime",
+    "cudnn8-devel",
+)
+#: Codenames prefix-dev/pixi-docker publishes (build.yml's matrix).
 _PIXI_TAGS = (
     "noble",
     "jammy",
@@ -68,7 +69,12 @@ _PIXI_TAGS = (
     "trixie",
     "trixie-slim",
 )
-_PIXI_CUDA_OS = ("noble", "jammy", "focal")
+#: CUDA variants of the pixi image at PIXI_VERSION: codename -> CUDA versions.
+_PIXI_CUDA = {
+    "noble": ("12.9.1", "13.0.0"),
+    "jammy": ("12.9.1", "13.0.0"),
+    "focal": ("12.9.1",),
+}
 
 
 def _version(text: str | Version, what: str) -> Version:
@@ -91,18 +97,37 @@ def _check_digest(digest: str | None) -> str:
     return "@sha256:" + hexpart
 
 
-def _full_cuda(cuda: str | Version) -> Version:
+def _release(cuda: str | Version) -> str:
     v = _version(cuda, "CUDA version")
-    if len(v.release) == 3:
-        return v
-    key = f"{v.major}.{v.minor}"
-    if len(v.release) != 2 or key not in _CUDA_PATCH:
+    if len(v.release) not in (2, 3) or v.pre or v.post or v.dev or v.local:
+        raise DefError(f"CUDA version {cuda}: give X.Y or X.Y.Z")
+    return ".".join(str(p) for p in v.release)
+
+
+def _cuda_tag(cuda: str | Version, os: str, flavor: str, check: bool) -> str:
+    """The ``X.Y.Z`` of an nvidia/cuda tag NVIDIA publishes for ``os``."""
+    release = _release(cuda)
+    if os not in cuda_tags.UBUNTU_TAGS:
+        if release.count(".") != 2:
+            raise DefError(f"CUDA {release} on {os}: give the full X.Y.Z version")
+        return release  # ubi*/rockylinux*: not in the table, used as given
+    if not check:
+        if release.count(".") != 2:
+            raise DefError(f"CUDA {release}: give the full X.Y.Z version with check_tag=False")
+        return release
+    full = cuda_tags.resolve(release, os)
+    if full is None:
         raise DefError(
-            f"CUDA {cuda}: give the full X.Y.Z version (known minors: "
-            + ", ".join(_CUDA_PATCH)
-            + ")"
+            f"nvidia/cuda has no CUDA {release} image for {os}; "
+            f"{cuda_tags.nearest(release, os)} (NVIDIA's supported tags: {cuda_tags.SOURCE})"
         )
-    return _version(_CUDA_PATCH[key], "CUDA version")
+    published = cuda_tags.flavors(full, os)
+    if flavor not in published:
+        raise DefError(
+            f"nvidia/cuda has no {full}-{flavor}-{os} tag; flavors published for "
+            f"{full} on {os}: {', '.join(published)}"
+        )
+    return full
 
 
 @attrs.frozen
@@ -123,12 +148,26 @@ class Base:
 
 
 def cuda_base(
-    cuda: str | Version = "12.9", os: str = "noble", flavor: str = "base", digest: str | None = None
+    cuda: str | Version = "12.9",
+    os: str = "noble",
+    flavor: str = "base",
+    digest: str | None = None,
+    *,
+    check_tag: bool = True,
 ) -> Base:
-    """``nvidia/cuda:<X.Y.Z>-<flavor>-<os>[@sha256:...]``.
+    """``nvidia/cuda:<X.Y.Z>-<flavor>-<os>[@sha256:...]``, a tag NVIDIA publishes.
 
-    >>> cuda_base("12.8.1", flavor="cudnn-runtime").image
-    'nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04'
+    ``cuda`` is ``X.Y`` (the latest patch NVIDIA publishes for ``os``) or ``X.Y.Z``;
+    ``os`` an Ubuntu codename (``noble``), a tag suffix (``ubuntu22.04``) or a
+    non-Ubuntu suffix (``ubi9``, ``rockylinux9``: not checked). ``check_tag=False``
+    takes a full version as given, for a release newer than defbuilder's table.
+
+    >>> cuda_base("12.8", flavor="runtime").image
+    'nvidia/cuda:12.8.2-runtime-ubuntu24.04'
+    >>> cuda_base("11.8")
+    Traceback (most recent call last):
+    ...
+    defbuilder.errors.DefError: nvidia/cuda has no CUDA 11.8 image for ubuntu24.04; ...
     >>> cuda_base("12.9", flavor="huge")
     Traceback (most recent call last):
     ...
@@ -136,36 +175,67 @@ def cuda_base(
     """
     if flavor not in _CUDA_FLAVORS:
         raise DefError(f"unknown flavor {flavor!r}; nvidia/cuda has {', '.join(_CUDA_FLAVORS)}")
-    suffix = _OS.get(os, os)
-    if suffix not in _OS.values() and not suffix.startswith(("ubi", "rockylinux")):
-        raise DefError(f"unknown OS {os!r}; use one of {', '.join(_OS)} or a tag suffix")
-    full = _full_cuda(cuda)
-    return Base(f"nvidia/cuda:{full}-{flavor}-{suffix}{_check_digest(digest)}", full)
+    suffix = cuda_tags.UBUNTU.get(os, os)
+    if suffix not in cuda_tags.UBUNTU_TAGS and not suffix.startswith(
+        ("ubi", "rockylinux", "oraclelinux")
+    ):
+        raise DefError(
+            f"unknown OS {os!r}; use one of {', '.join(cuda_tags.UBUNTU)} or a tag suffix"
+        )
+    full = _cuda_tag(cuda, suffix, flavor, check_tag)
+    return Base(
+        f"nvidia/cuda:{full}-{flavor}-{suffix}{_check_digest(digest)}",
+        _version(full, "CUDA version"),
+    )
 
 
 def pixi_base(
     os: str = "noble",
     *,
-    version: str | Version | None = None,
+    version: str | Version | None = PIXI_VERSION,
     cuda: str | Version | None = None,
     digest: str | None = None,
 ) -> Base:
     """``ghcr.io/prefix-dev/pixi:[<version>-]<os>[-cuda-<X.Y.Z>][@sha256:...]``.
 
-    >>> pixi_base("jammy", version="0.76.1").image
+    ``version`` defaults to ``PIXI_VERSION``; ``version=None`` gives the floating
+    ``<os>`` tag (rebuilt with every pixi release). CUDA variants are checked
+    against those pixi-docker builds at ``PIXI_VERSION`` (for another version they
+    are used as given).
+
+    >>> pixi_base("jammy").image
     'ghcr.io/prefix-dev/pixi:0.76.1-jammy'
+    >>> pixi_base("noble", version=None).image
+    'ghcr.io/prefix-dev/pixi:noble'
     """
     if os not in _PIXI_TAGS:
         raise DefError(f"prefix-dev/pixi has no {os!r} tag; known: {', '.join(_PIXI_TAGS)}")
     tag = os
     full = None
+    pinned = None if version is None else str(_version(version, "pixi version"))
     if cuda is not None:
-        if os not in _PIXI_CUDA_OS:
+        if os not in _PIXI_CUDA:
             raise DefError(
-                f"prefix-dev/pixi publishes CUDA variants only for {', '.join(_PIXI_CUDA_OS)}"
+                f"prefix-dev/pixi publishes CUDA variants only for {', '.join(_PIXI_CUDA)}"
             )
-        full = _full_cuda(cuda)
+        release = _release(cuda)
+        known = _PIXI_CUDA[os]
+        matches = [v for v in known if v == release or v.startswith(release + ".")]
+        if matches:
+            full = matches[-1]
+        elif pinned in (None, PIXI_VERSION):
+            raise DefError(
+                f"prefix-dev/pixi {pinned or 'latest'} has no {os}-cuda-{release} image; "
+                f"its CUDA variants for {os}: {', '.join(known)}"
+            )
+        elif release.count(".") == 2:
+            full = release
+        else:
+            raise DefError(f"CUDA {release}: give the full X.Y.Z for pixi {pinned}")
         tag += f"-cuda-{full}"
-    if version is not None:
-        tag = f"{_version(version, 'pixi version')}-{tag}"
-    return Base(f"ghcr.io/prefix-dev/pixi:{tag}{_check_digest(digest)}", full)
+    if pinned is not None:
+        tag = f"{pinned}-{tag}"
+    return Base(
+        f"ghcr.io/prefix-dev/pixi:{tag}{_check_digest(digest)}",
+        None if full is None else _version(full, "CUDA version"),
+    )

@@ -15,7 +15,9 @@ Render: ``defbuilder render recipes/hello_pytorch/recipe.py > app.def``
 (build from this directory so the %files paths resolve).
 """
 
-from defbuilder import App, Files, Recipe, Script, Stage
+from typing import Literal
+
+from defbuilder import App, DefError, Files, Recipe, Script, Stage
 from defbuilder.blocks import Entrypoint, PixiEnvironment, cuda_base, pixi_base
 
 CHECK = "/app/gpu_check.py"
@@ -35,11 +37,15 @@ job = {
 def recipe(
     cuda: str = "12.9",
     environment: str = "gpu",
-    base: str = "cuda",
-    os: str = "noble",
+    base: Literal["cuda", "pixi"] = "cuda",
+    os: Literal["noble", "jammy", "focal"] = "noble",
     require_gpu_in_test: bool = False,
 ) -> Recipe:
-    """``base``: ``cuda`` (nvidia/cuda:<cuda>-base) or ``pixi`` (prefix-dev/pixi:<os>)."""
+    """``base``: ``cuda`` (nvidia/cuda:<cuda>-base-<os>) or ``pixi``
+    (ghcr.io/prefix-dev/pixi:<version>-<os>-cuda-<cuda>); ``cuda`` must be a release
+    that image's publisher builds for ``os`` (checked, with the nearest ones)."""
+    if base not in ("cuda", "pixi"):
+        raise DefError(f"base must be 'cuda' or 'pixi', not {base!r}")
     final_base = cuda_base(cuda, os=os) if base == "cuda" else pixi_base(os, cuda=cuda)
     pixi = PixiEnvironment(
         manifest="pixi.toml",
