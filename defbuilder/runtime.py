@@ -37,6 +37,7 @@ not root); ``available()`` says whether they work here.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -515,3 +516,51 @@ def unpack(
     _write_apps(chosen, root_path, file)
     mapped = {k.rstrip("/"): Path(v) for k, v in (files or {}).items()}
     return Image(root_path, chosen, mapped)
+
+
+# --- signals -------------------------------------------------------------------------
+
+
+class _Forwarder:
+    """While active: a signal before the program starts ends defbuilder cleanly
+    (``SystemExit(128+N)``, so temporary files are removed); once it runs, the signal
+    is passed on to the program, as Apptainer's starter passes signals to the
+    container's process (``internal/app/starter/master_linux.go``)."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.proc is None:
+            raise SystemExit(128 + signum)
+        with contextlib.suppress(ProcessLookupError):  # gone: wait() tells how it ended
+            self.proc.send_signal(signum)
+
+    def __enter__(self) -> _Forwarder:
+        import signal
+
+        for name in self.SIGNALS:
+            num = getattr(signal, name)
+            self.previous[num] = signal.signal(num, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        import signal
+
+        for num, handler in self.previous.items():
+            signal.signal(num, handler)
+
+    def wait(self, proc: subprocess.Popen[bytes]) -> int:
+        """Wait for ``proc``, forwarding signals; its exit status, or 128+N when it died
+        of signal N (what a shell reports)."""
+        self.proc = proc
+        status = proc.wait()
+        return 128 - status if status < 0 else status
+
+
+def forward_signals() -> _Forwarder:
+    """``with forward_signals() as fw: ...; return fw.wait(proc)`` (see ``_Forwarder``)."""
+    return _Forwarder()

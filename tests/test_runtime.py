@@ -189,3 +189,52 @@ def test_try_on_a_non_utf8_file_is_a_clear_error(tmp_path):
     out = run_cli("try", "--show", str(d), "run")
     assert out.returncode == 2 and f"{d}: not UTF-8 text" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@needs_namespaces
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_try_forwards_a_signal_waits_and_cleans_up(tmp_path, signame):
+    """A signal to `defbuilder try` reaches the program (Apptainer's starter forwards
+    signals: internal/app/starter/master_linux.go, MonitorContainer); defbuilder then
+    removes its temporary root and exits 128+N, as the program died of signal N."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    deffile = tmp_path / "app.def"
+    deffile.write_text("Bootstrap: docker\nFrom: ubuntu:24.04\n")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "defbuilder",
+            "try",
+            str(deffile),
+            "exec",
+            "--",
+            "/bin/sh",
+            "-c",
+            'echo "$$"; exec sleep 60',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        pid = int(proc.stdout.readline())  # the program is running: synchronised
+        assert list(tmpdir.iterdir()), "try unpacks the image under TMPDIR"
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    signum = getattr(signal, signame)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    assert list(tmpdir.iterdir()) == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the program is gone, not left running
