@@ -248,6 +248,10 @@ def _script(section: RawSection | None, file: str | None, build: bool) -> Script
 _EMPTY_SCRIPT = Script(origin=Origin(None, None))
 
 
+#: Lowercased header keyword -> ``Header`` field name.
+_FIELD_BY_KEY = {k.lower(): f for f, k in HEADER_FIELDS.items()}
+
+
 def _header(stage: RawStage, file: str | None) -> Header:
 
     line = stage.header_lines.get("bootstrap", stage.line)
@@ -259,7 +263,7 @@ def _header(stage: RawStage, file: str | None) -> Header:
             file=file,
             line=stage.line,
         )
-    by_key = {k.lower(): f for f, k in HEADER_FIELDS.items()}
+    by_key = _FIELD_BY_KEY
     kwargs: dict[str, Any] = {}
     ignored: list[tuple[str, str]] = []
     other_urls: list[str] = []

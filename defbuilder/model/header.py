@@ -162,6 +162,7 @@ class Header:
                 f"include_cmd: expected a bool, got {type_name(self.include_cmd)}",
                 origin=self.origin,
             )
+        present = set()
         for key, value in self.known_items():
             if not agent_reads(self.bootstrap, key):
                 raise DefError(
@@ -170,11 +171,12 @@ class Header:
                     origin=self.origin,
                 )
             _check_value(key, value, self.origin)
+            present.add(key.lower())
         for key, value in self.ignored:
             if not is_valid_header_key(key.lower()):
                 raise DefError(f"invalid header keyword found: {key}", origin=self.origin)
             _check_value(key, value, self.origin)
-        present = {k.lower() for k, _ in self.items()}
+            present.add(key.lower())
         for needed in REQUIRED_KEYS.get(self.bootstrap, ()):
             if needed not in present:
                 raise DefError(

@@ -118,12 +118,15 @@ class Script:
 
 ScriptInput = Script | str | None
 
+#: The empty script every absent section shares (values are immutable).
+EMPTY_SCRIPT = Script(origin=Origin(None, None))
+
 
 def to_script(value: ScriptInput) -> Script:
     """``None`` -> an empty script, a str -> ``Script(str)``; anything else is left for
     the field's validator to report."""
     if value is None:
-        return Script()
+        return EMPTY_SCRIPT
     if isinstance(value, str):
         return Script(value)
     return value
@@ -495,10 +498,10 @@ class App:
     """
 
     name: str
-    run: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    start: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    test: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    install: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
+    run: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
+    start: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
+    test: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
+    install: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
     env: Environment = attrs.field(factory=Environment, converter=to_environment)
     labels: tuple[Label, ...] = attrs.field(default=(), converter=to_labels, validator=LABELS_CHECK)
     files: tuple[FileEntry, ...] = attrs.field(

@@ -15,6 +15,7 @@ from ..errors import DefError, Origin
 from ._values import BuildArg, as_tuple, check_body, instance, origin_field, tuple_of
 from .header import Header
 from .sections import (
+    EMPTY_SCRIPT,
     LABELS_CHECK,
     SCRIPT_CHECK,
     App,
@@ -66,16 +67,20 @@ class Sections:
         converter=_build_args,
         validator=tuple_of(BuildArg, "a mapping or a list of BuildArg"),
     )
-    pre: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    setup: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
+    pre: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
+    setup: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
     files: tuple[Files, ...] = attrs.field(
         default=(), converter=to_files_list, validator=tuple_of(Files, "Files or paths")
     )
     environment: Environment = attrs.field(factory=Environment, converter=to_environment)
-    post: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    runscript: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    startscript: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
-    test: Script = attrs.field(factory=Script, converter=to_script, validator=SCRIPT_CHECK)
+    post: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
+    runscript: Script = attrs.field(
+        default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK
+    )
+    startscript: Script = attrs.field(
+        default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK
+    )
+    test: Script = attrs.field(default=EMPTY_SCRIPT, converter=to_script, validator=SCRIPT_CHECK)
     labels: tuple[Label, ...] = attrs.field(default=(), converter=to_labels, validator=LABELS_CHECK)
     help: str = attrs.field(default="", converter=to_help, validator=instance(str, "a str"))
     apps: tuple[App, ...] = attrs.field(
