@@ -59,6 +59,10 @@ def type_name(value: object) -> str:
 def as_tuple(value: object) -> tuple[Any, ...]:
     """A list/tuple/other iterable as a tuple; a str, bytes, mapping or non-iterable
     is handed through unchanged for the field's validator to report."""
+    if type(value) is tuple:
+        return value
+    if type(value) is list:
+        return tuple(value)
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         return cast(tuple[Any, ...], value)
     return tuple(value)

@@ -148,8 +148,10 @@ class Header:
         default=(), converter=_pair_tuple, validator=_check_pairs
     )
     origin: Origin = origin_field()
+    _known: tuple[tuple[str, Value], ...] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_known", tuple(self._keyword_values()))
         if self.bootstrap not in AGENTS:
             # conveyorPacker.go: the Bootstrap value is matched case-sensitively.
             raise DefError(
@@ -198,6 +200,9 @@ class Header:
 
     def known_items(self) -> Iterator[tuple[str, Value]]:
         """Like ``items`` without the ``ignored`` keywords."""
+        return iter(self._known)
+
+    def _keyword_values(self) -> Iterator[tuple[str, Value]]:
         for field, keyword in HEADER_KEYWORDS.items():
             value = getattr(self, field)
             if value is None:
