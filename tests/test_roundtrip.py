@@ -142,3 +142,26 @@ def test_long_s_starts_a_stage_like_go():
     assert len(split_stages(text)) == 2
     with pytest.raises(DefError, match="starts a new stage"):
         Stage(Header.docker("ubuntu"), post="boot\u017ftrap: docker")
+
+
+def test_lone_cr_is_read_the_same_by_parse_try_and_lint(tmp_path):
+    """bufio.ScanLines splits only at \\n: a lone CR stays inside the line, so the
+    `#!` after it is not a first line of its own (metadata.go handleShebangScript)."""
+    import subprocess
+    import sys
+
+    from defbuilder.lint import lint_paths
+
+    deffile = tmp_path / "cr.def"
+    deffile.write_bytes(b"Bootstrap: docker\nFrom: x\n\n%runscript\necho a\r#!/bin/bash\necho b\n")
+
+    def run(*args: str) -> bytes:
+        out = subprocess.run([sys.executable, "-m", "defbuilder", *args], capture_output=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert b"\necho a\r#!/bin/bash\necho b\n" in run("parse", "--to", "def", str(deffile))
+    shown = run("try", "--show", str(deffile), "run")
+    assert b"#!/bin/sh\n\necho a\r#!/bin/bash\necho b\n" in shown
+    # lint reads the same lines: no finding about an inert #! on a line of its own
+    assert not [f for f in lint_paths([str(deffile)], shellcheck=False) if f.line == 6]
