@@ -469,7 +469,8 @@ def unpack(
     ``files`` maps container paths to host paths that appear there at run time
     (what ``%files``/``%post`` would have put in the image). ``base_env`` adds env
     files the base image brings, e.g. ``{"10-docker2singularity.sh": "export PATH=..."}``
-    for a Docker ``ENV`` (apptainer-notes.md §3).
+    for a Docker ``ENV`` (what internal/pkg/build/sources/conveyorPacker_oci.go writes
+    from the image config).
     """
     stages = split_stages(text, file)
     chosen = stages[-1]

@@ -86,7 +86,7 @@ def test_post_runs_with_sh_ex_and_stops_at_failure(tmp_path, shell):
 
 @needs_namespaces
 def test_bash_post_without_e_would_not_stop(tmp_path):
-    # what upstream-example flaw 1 implies: %post -c /bin/bash runs bash without -e
+    # util.go getSectionScriptArgs: %post -c /bin/bash runs "/bin/bash script", without -e
     text = render(
         Stage(
             Header.docker("ubuntu:24.04"),
