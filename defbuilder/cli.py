@@ -19,6 +19,10 @@ __all__ = ["main"]
 
 EXIT_USER_ERROR = 2
 
+#: What ``try --shell`` accepts: the /bin/sh of the image (dash on Debian and Ubuntu,
+#: bash on RHEL and its rebuilds), or this machine's own ``sh``.
+TRY_SHELLS = ("dash", "bash", "sh")
+
 
 def _emit(text: str, output: str | None) -> None:
     if output is None or output == "-":
@@ -74,6 +78,11 @@ def _cmd_try(args: argparse.Namespace) -> int:
 
     from . import runtime
 
+    if args.shell not in TRY_SHELLS:
+        raise DefError(
+            f"--shell {args.shell!r}: expected {', '.join(TRY_SHELLS[:-1])} or {TRY_SHELLS[-1]} "
+            "(what /bin/sh is in the image)"
+        )
     text = _read_def(args.file, args.set)
     rest = list(args.args)
     if rest and rest[0] == "--":
@@ -268,32 +277,62 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     (``render`` is on the hot path: it must not import the condor module)."""
     parser = argparse.ArgumentParser(
         prog="defbuilder",
-        description="Compose Apptainer definition files from Python recipes.",
+        description="Compose Apptainer definition files (.def) from typed Python recipes, "
+        "check them, and take them to a GPU job on an HTCondor cluster.",
+        epilog="`defbuilder COMMAND --help` describes a command and its options. User "
+        "mistakes are reported as `file:line: message` (or just the message, for a "
+        "mistake in the arguments) with exit status 2.",
     )
     parser.add_argument("--version", action="version", version=f"defbuilder {__version__}")
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks for user errors as well"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="one of:")
     sub.required = True
 
-    render = sub.add_parser("render", help="render a recipe script to a .def file")
-    render.add_argument("recipe", help="recipe script (a .py file defining `recipe`)")
-    render.add_argument("target", nargs="?", help="with --check: the committed .def")
-    render.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    render = sub.add_parser(
+        "render",
+        help="render a recipe script to a .def file",
+        description="Run RECIPE and print the Apptainer .def it composes, byte-identical on "
+        "every run (`apptainer build app.sif app.def` builds it). With -o the file is "
+        "written atomically: a mistake never leaves a partial file. With --check, "
+        "compare with a committed .def instead (exit 1 if it is stale).",
+    )
+    render.add_argument(
+        "recipe",
+        help="recipe script: a .py file defining `recipe`, a Recipe or Stage or a "
+        "function returning one (e.g. recipes/hello_pytorch/recipe.py)",
+    )
+    render.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="with --check only: the committed .def to compare with",
+    )
+    render.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the .def to FILE (atomically) instead of stdout",
+    )
     render.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="recipe parameter, converted with recipe()'s annotations (repeatable)",
+        help="pass KEY=VALUE to the recipe function recipe(KEY=...), converted with its "
+        "annotation (str, int, float, bool, Version, a Literal choice); repeatable, "
+        "e.g. --set cuda=12.8 --set gpus=2",
     )
     render.add_argument(
-        "--stage", metavar="NAME", help="only this stage and the stages it copies from"
+        "--stage",
+        metavar="NAME",
+        help="render only stage NAME and the stages it copies from (%%files from)",
     )
     render.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 if TARGET differs from what the recipe renders (nothing is written)",
+        help="compare TARGET with what RECIPE renders: exit 0 if equal, 1 if stale; "
+        "nothing is written",
     )
     render.set_defaults(func=_cmd_render)
 
@@ -304,9 +343,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "line) and write it as a defbuilder recipe (--to python) or as "
         "defbuilder renders it (--to def).",
     )
-    parse_.add_argument("file")
-    parse_.add_argument("--to", choices=["python", "def"], default="python")
-    parse_.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    parse_.add_argument(
+        "file",
+        metavar="FILE",
+        help="the .def to read (a recipe script, .py, is rendered first)",
+    )
+    parse_.add_argument(
+        "--to",
+        choices=["python", "def"],
+        default="python",
+        help="python: a recipe script that renders the same .def (default); def: the "
+        ".def as defbuilder renders it",
+    )
+    parse_.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to FILE (atomically) instead of stdout",
+    )
     parse_.set_defaults(func=_cmd_parse)
 
     lint = sub.add_parser(
@@ -340,8 +394,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "Apptainer cannot honour is reported as a warning "
         "(docs/from-dockerfile.md).",
     )
-    fromdf.add_argument("dockerfile")
-    fromdf.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    fromdf.add_argument(
+        "dockerfile",
+        metavar="DOCKERFILE",
+        help="the Dockerfile to convert (a path; its FROM, RUN, COPY, ENV, ENTRYPOINT, "
+        "CMD... become the recipe's stages and sections)",
+    )
+    fromdf.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to FILE (atomically) instead of stdout",
+    )
     fromdf.add_argument(
         "--def",
         dest="to_def",
@@ -356,14 +420,36 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Write what Apptainer would put in /.singularity.d for FILE's last stage "
         "and perform ACTION with it on this machine's own tools (docs/runtime.md).",
     )
-    try_.add_argument("file", help="a .def file or a recipe script (.py)")
-    try_.add_argument("action", choices=["run", "exec", "shell", "test", "start"])
-    try_.add_argument("args", nargs=argparse.REMAINDER, help="arguments (after --)")
-    try_.add_argument("--stage", help="stage to enter (default: the last)")
+    try_.add_argument("file", metavar="FILE", help="a .def file or a recipe script (.py) to enter")
     try_.add_argument(
-        "--shell", default="dash", help="what /bin/sh is in the image: dash (Ubuntu) or bash (RHEL)"
+        "action",
+        metavar="ACTION",
+        choices=["run", "exec", "shell", "test", "start"],
+        help="what to perform, as `apptainer ACTION` would: run (the runscript), exec "
+        "(ARGS as a command), shell, test (the %%test script) or start (the "
+        "startscript, as `instance start` runs it)",
     )
-    try_.add_argument("--app", help="SCIF app (like apptainer --app)")
+    try_.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        metavar="ARGS",
+        help="arguments for ACTION, after `--` (e.g. `run -- --epochs 3`, `exec -- python -V`)",
+    )
+    try_.add_argument(
+        "--stage", metavar="NAME", help="the stage to enter, by name (default: the last)"
+    )
+    try_.add_argument(
+        "--shell",
+        default="dash",
+        metavar="SH",
+        help="what /bin/sh is in the image: dash (Debian, Ubuntu; the default), bash "
+        "(RHEL, Rocky, Alma) or sh (this machine's own /bin/sh)",
+    )
+    try_.add_argument(
+        "--app",
+        metavar="NAME",
+        help="perform ACTION for the SCIF app NAME (%%apprun NAME...), like apptainer --app",
+    )
     try_.add_argument(
         "--bind",
         action="append",
@@ -374,10 +460,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="recipe parameter when FILE is a recipe script",
+        help="when FILE is a recipe script: pass KEY=VALUE to recipe(), as render "
+        "--set does (e.g. --set cuda=12.8; repeatable)",
     )
     try_.add_argument(
-        "--show", action="store_true", help="print the generated scripts instead of running"
+        "--show",
+        action="store_true",
+        help="print the scripts /.singularity.d would hold (runscript, startscript, test, "
+        "environment) instead of running",
     )
     try_.set_defaults(func=_cmd_try)
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: shells to run generated scripts under, and a CLI runner."""
+"""Shared fixtures: shells to run generated scripts under, and CLI runners (the
+installed console script and `python -m defbuilder`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,18 +28,52 @@ def shell(request: pytest.FixtureRequest) -> str:
     return path
 
 
+def _run(
+    argv: list[str], cwd: Path | None, env: dict[str, str] | None, input: str | None
+) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        argv, cwd=cwd, env=full_env, capture_output=True, text=True, input=input, timeout=120
+    )
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m defbuilder ARGS` in a fresh process, as a user would."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "defbuilder", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        input=input,
-        timeout=120,
+    return _run([sys.executable, "-m", "defbuilder", *args], cwd, env, input)
+
+
+def installed_script() -> Path:
+    """The `defbuilder` console script that `pip install` put beside this Python.
+
+    It is how users run defbuilder, and it differs from `python -m defbuilder`: its
+    own file (bin/defbuilder) is on the stack below the CLI, where `python -m` has
+    only frozen runpy frames. A missing script is a broken install, so it fails.
+    """
+    candidates = [Path(sys.executable).with_name("defbuilder")]
+    candidates.append(Path(sysconfig.get_path("scripts")) / "defbuilder")
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    pytest.fail(
+        "the defbuilder console script is not installed beside "
+        f"{sys.executable}; run: pip install -e '.[test]'"
     )
+
+
+def run_installed(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `defbuilder ARGS` console script in a fresh process."""
+    return _run([str(installed_script()), *args], cwd, env, input)
+
+
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(params=["installed", "python -m"])
+def cli(request: pytest.FixtureRequest) -> Runner:
+    """Both ways users start defbuilder: the console script and `python -m defbuilder`."""
+    return run_installed if request.param == "installed" else run_cli
