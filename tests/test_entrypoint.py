@@ -91,25 +91,35 @@ def test_exit_status_is_the_programs(tmp_path, shell):
     assert res.returncode == 7
 
 
+# The handler may run while the main thread is anywhere, even inside print()'s own
+# flush (on a busy machine the signal can arrive before print() has returned), and
+# buffered I/O is not reentrant ("RuntimeError: reentrant call inside
+# <_io.BufferedWriter>"). So the program writes with os.write, and the handler
+# exits with os._exit: both are plain system calls, safe at any point.
+SLEEPER = f"""#!{sys.executable}
+import os, signal, time
+def term(*_):
+    os.write(1, b"got SIGTERM\\n")
+    os._exit(42)
+signal.signal(signal.SIGTERM, term)
+os.write(1, f"ready {{os.getpid()}}\\n".encode())
+while True:
+    time.sleep(60)
+"""
+
+
 def test_program_is_execd_and_gets_sigterm(tmp_path, shell):
     prog = tools_dir(tmp_path) / "sleeper"
-    prog.write_text(
-        f"#!{sys.executable}\n"
-        "import os, signal, sys, time\n"
-        "def term(*_):\n"
-        "    print('got SIGTERM', flush=True); sys.exit(42)\n"
-        "signal.signal(signal.SIGTERM, term)\n"
-        "print('ready', os.getpid(), flush=True)\n"
-        "time.sleep(60)\n"
-    )
+    prog.write_text(SLEEPER)
     prog.chmod(0o755)
     img = _image(tmp_path, Entrypoint(["/opt/t/sleeper"]))
     import subprocess
 
     proc = img.popen("run", [], sh=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        # Synchronised: the handler is installed before "ready" is written.
         line = proc.stdout.readline().decode().split()
-        assert line[0] == "ready"
+        assert line and line[0] == "ready", line or proc.stderr.read().decode()
         assert int(line[1]) == proc.pid  # same PID: the runscript exec'd the program
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
