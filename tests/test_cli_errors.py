@@ -50,6 +50,16 @@ def recipe():
     return stage + Entrypoint(["/app"], cmdd=["--help"])
 """
 
+JOB_TYPO = """\
+from defbuilder import Header, Stage
+
+recipe = Stage(Header.docker("ubuntu:24.04"))
+job = {
+    "image": "app.sif",
+    "request_gpu": 2,
+}
+"""
+
 DEF = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n%post\n    echo hi\n"
 
 #: Mistakes in the arguments: (argv, start of the message). Run in a directory that
@@ -82,7 +92,7 @@ ARGUMENT_ERRORS = {
         "give either a URI or --staging, not both",
     ),
     "condor without image": (["condor", "recipe.py"], "give the container image with --image"),
-    "condor bad image": (["condor", "recipe.py", "--image", "nope"], "container image 'nope'"),
+    "condor bad image": (["condor", "recipe.py", "--image", "nope"], "--image 'nope'"),
     "condor bad key": (
         ["condor", "recipe.py", "--image", "image.sif", "--key", "x"],
         "--key 'x': expected KEY=VALUE",
@@ -113,6 +123,11 @@ FILE_ERRORS = {
         {"typo.py": TYPO_IN_FUNCTION},
         ["render", "typo.py"],
         "typo.py:7: Entrypoint() has no argument `cmdd`; did you mean `cmd`?",
+    ),
+    "misspelt job key": (
+        {"job.py": JOB_TYPO},
+        ["condor", "job.py", "-o", "out"],
+        "job.py:6: `job` has no key 'request_gpu'; did you mean `request_gpus`?",
     ),
     "render a .def": (
         {"app.def": DEF},
