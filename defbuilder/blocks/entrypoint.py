@@ -13,7 +13,7 @@ once more), every argument reaches the program byte for byte, and the program is
 ``exec``'d: it keeps the container's PID, gets its signals, and its exit status
 is the container's. The same script is the ``%startscript``, so
 ``apptainer instance start`` runs the entrypoint too (Apptainer runs only the
-startscript there; see apptainer-notes.md §6).
+startscript there: ``cmd/internal/cli/instance_actions_linux.go``, apptainer/apptainer#2340).
 """
 
 from __future__ import annotations
@@ -77,14 +77,32 @@ class Entrypoint:
         return [*entry, *(args or cmd)]
 
     def script(self) -> Script:
-        from ..templating import render_template
+        """The ``%runscript`` body (POSIX sh): ``cd`` to ``workdir``, CMD as the default
+        arguments, ``exec`` the entrypoint (or the arguments)."""
+        from ..render import sh_quote
 
         entry = _form(self.entrypoint, self.shell)
         cmd = _form(self.cmd, self.shell)
-        text = render_template(
-            "entrypoint.sh.j2", entrypoint=entry or (), cmd=cmd or (), workdir=self.workdir
-        )
-        return Script(text)
+        lines = []
+        if self.workdir:
+            lines.append(f"cd {sh_quote(self.workdir)} || exit 1")
+        if cmd:
+            lines += [
+                'if [ "$#" -eq 0 ]; then',
+                "    set -- " + " ".join(sh_quote(a) for a in cmd),
+                "fi",
+            ]
+        if entry:
+            lines.append("exec " + " ".join(sh_quote(a) for a in entry) + ' "$@"')
+        else:
+            lines += [
+                'if [ "$#" -eq 0 ]; then',
+                '    echo "No command specified (the image has neither ENTRYPOINT nor CMD)" >&2',
+                "    exit 125",
+                "fi",
+                'exec "$@"',
+            ]
+        return Script("\n".join(lines) + "\n")
 
     def sections(self) -> Sections:
         script = self.script()
