@@ -214,4 +214,8 @@ def build_image(
         named = hash_name(output)
         os.replace(output, named)
         output = named
+    if status == 0:
+        from .blocks.pixi import hand_back_locks  # the lock an unlocked pixi install solved
+
+        hand_back_locks(binary, output, def_text, recipe_path)
     return status, output
