@@ -444,3 +444,49 @@ def test_prune_changes_only_the_build_stage(tmp_path):
     pruned = split_stages(render(pixi_recipe(host, prune=True)[1]))
     assert plain[0].section("post").body != pruned[0].section("post").body
     assert plain[1].section("files").body == pruned[1].section("files").body
+
+
+def test_defbuilder_build_hands_the_solved_lock_back_to_commit(tmp_path):
+    """`defbuilder build` of a recipe without a lock: the build solves, the lock comes
+    back beside the manifest, and the next build installs --locked."""
+    import os
+
+    from conftest import run_cli
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "pixi.toml").write_text(MANIFEST)
+    (proj / "recipe.py").write_text(
+        "from defbuilder import Recipe, Stage\n"
+        "from defbuilder.blocks import PixiEnvironment, cuda_base, pixi_base\n"
+        "base = cuda_base('12.9')\n"
+        "env = PixiEnvironment(environment='gpu', cuda=base)\n"
+        "recipe = Recipe([Stage(pixi_base().header(stage='build')) + env.build(),\n"
+        "                 Stage(base.header(stage='final')) + env.final()])\n"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "apptainer.log"
+    (bin_dir / "apptainer").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'if [ "$1" = build ]; then cp "$3" "$2.def"; exit 0; fi\n'
+        # the final image's /app/pixi.lock, as the unlocked install wrote it
+        'if [ "$1 $3 $4" = "exec cat /app/pixi.lock" ]; then\n'
+        "    printf 'version: 6\\n# solved in the image\\n'; exit 0\n"
+        "fi\n"
+        "exit 1\n"
+    )
+    (bin_dir / "apptainer").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = run_cli("build", str(proj / "recipe.py"), "-o", str(tmp_path / "app.sif"), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "PixiLockWarning: no lock file" in out.stderr and "proj/pixi.lock" in out.stderr
+    assert "pixi.lock (the lock the build solved); commit it" in out.stderr
+    assert (proj / "pixi.lock").read_text() == "version: 6\n# solved in the image\n"
+    assert "exec" in log.read_text()
+    # the next build copies the lock in and installs --locked; nothing to hand back
+    out = run_cli("build", str(proj / "recipe.py"), "-o", str(tmp_path / "app.sif"), env=env)
+    assert out.returncode == 0 and "commit it" not in out.stderr, out.stderr
+    built = (tmp_path / "app.sif.def").read_text()
+    assert "--environment gpu --locked" in built and "/app/pixi.lock" in built
