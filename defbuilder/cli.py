@@ -240,23 +240,35 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 
 def _cmd_lint(args: argparse.Namespace) -> int:
     from .lint import lint_paths
+    from .lint.discover import expand
     from .lint.engine import load_policy_file
     from .lint.output import to_json, to_sarif, to_text
 
     policy = load_policy_file(args.policy) if args.policy else None
-
-    def codes(value: str | None) -> set[str] | None:
-        return {c.strip() for c in value.split(",") if c.strip()} if value else None
-
+    files, empty = expand(args.files)
+    for directory in empty:
+        print(
+            f"defbuilder: warning: {directory}: no .def files or recipe scripts "
+            "(recipe.py) to lint",
+            file=sys.stderr,
+        )
     findings = lint_paths(
-        args.files,
+        files,
         policy=policy,
-        select=codes(args.select),
-        ignore=codes(args.ignore) or (),
+        select=args.select.split(",") if args.select is not None else None,
+        ignore=args.ignore.split(",") if args.ignore is not None else (),
         shellcheck=not args.no_shellcheck,
     )
     render_out = {"text": to_text, "json": to_json, "sarif": to_sarif}[args.format]
     _emit(render_out(findings), args.output)
+    not_linted = sorted({f.file for f in findings if f.rule.not_linted})
+    if not_linted:
+        print(
+            f"defbuilder: error: {len(not_linted)} of {len(files)} files could not be "
+            f"linted (DB000): {', '.join(not_linted)}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     return 1 if findings else 0
 
 
@@ -366,14 +378,37 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint = sub.add_parser(
         "lint",
         help="find bugs in .def files and recipe scripts",
-        description="Lint .def files and recipe scripts (docs/lint.md). "
-        "Exit status: 0 clean, 1 findings, 2 could not run.",
+        description="Lint .def files, recipe scripts and directories (docs/lint.md). "
+        "Exit status: 0 clean, 1 findings, 2 could not run or a file could not be "
+        "linted (DB000).",
     )
-    lint.add_argument("files", nargs="+", metavar="FILE")
-    lint.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    lint.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="a .def file, a recipe script (.py), or a directory: its *.def files and "
+        "recipe.py scripts, skipping .git, virtual environments and git-ignored paths",
+    )
+    lint.add_argument(
+        "--format",
+        choices=["text", "json", "sarif"],
+        default="text",
+        help="report as `file:line: CODE [severity] message` lines (text, the default), "
+        "JSON (defbuilder/lint/lint.schema.json), or SARIF 2.1.0 for code-scanning UIs",
+    )
     lint.add_argument("-o", "--output", help="write the report here instead of stdout")
-    lint.add_argument("--select", metavar="CODES", help="only these rules (comma-separated)")
-    lint.add_argument("--ignore", metavar="CODES", help="skip these rules (comma-separated)")
+    lint.add_argument(
+        "--select",
+        metavar="CODES",
+        help="only these rules, comma-separated, any case (e.g. DB101,db113); "
+        "an unknown code is an error",
+    )
+    lint.add_argument(
+        "--ignore",
+        metavar="CODES",
+        help="skip these rules, comma-separated, any case (e.g. DB122); an unknown code "
+        "is an error",
+    )
     lint.add_argument(
         "--policy",
         metavar="TOML",
@@ -382,7 +417,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint.add_argument(
         "--no-shellcheck",
         action="store_true",
-        help="skip the shellcheck-based rules (DB110, DB111)",
+        help="skip the shellcheck-based rules (DB110, DB111); without it, lint stops "
+        "with an error when shellcheck cannot run",
     )
     lint.set_defaults(func=_cmd_lint)
 

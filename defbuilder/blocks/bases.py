@@ -77,15 +77,14 @@ _PIXI_CUDA = {
 }
 
 
-def _version(text: str | Version, what: str) -> Version:
-    from packaging.version import InvalidVersion, Version
-
-    if isinstance(text, Version):
-        return text
-    try:
-        return Version(str(text))
-    except InvalidVersion:
-        raise DefError(f"{what} {text!r} is not a version") from None
+def _version(text: str | Version, what: str) -> str:
+    """``text`` as a release number ``X.Y[.Z...]`` (digits only), normalised
+    (``"12.09"`` -> ``"12.9"``). Checked without ``packaging``, which costs every
+    CLI start-up its regular expression."""
+    parts = str(text).strip().split(".")
+    if len(parts) < 2 or not all(p.isdigit() and p.isascii() for p in parts):
+        raise DefError(f"{what} {str(text)!r} is not a version (X.Y or X.Y.Z)")
+    return ".".join(str(int(p)) for p in parts)
 
 
 def _check_digest(digest: str | None) -> str:
@@ -98,10 +97,10 @@ def _check_digest(digest: str | None) -> str:
 
 
 def _release(cuda: str | Version) -> str:
-    v = _version(cuda, "CUDA version")
-    if len(v.release) not in (2, 3) or v.pre or v.post or v.dev or v.local:
+    release = _version(cuda, "CUDA version")
+    if release.count(".") > 2:
         raise DefError(f"CUDA version {cuda}: give X.Y or X.Y.Z")
-    return ".".join(str(p) for p in v.release)
+    return release
 
 
 def _cuda_tag(cuda: str | Version, os: str, flavor: str, check: bool) -> str:
@@ -135,12 +134,13 @@ class Base:
     """A base image reference, and the CUDA version it carries (if any)."""
 
     image: str
-    cuda: Version | None = None
+    #: The full CUDA release, ``X.Y.Z``.
+    cuda: str | None = None
 
     @property
     def conda_override_cuda(self) -> str | None:
         """``CONDA_OVERRIDE_CUDA`` for pixi/conda solves: the CUDA major, e.g. ``"12"``."""
-        return None if self.cuda is None else str(self.cuda.major)
+        return None if self.cuda is None else self.cuda.split(".")[0]
 
     def header(self, stage: str | None = None, **kw: Any) -> Header:
         """``Bootstrap: docker`` with this image."""
@@ -183,10 +183,7 @@ def cuda_base(
             f"unknown OS {os!r}; use one of {', '.join(cuda_tags.UBUNTU)} or a tag suffix"
         )
     full = _cuda_tag(cuda, suffix, flavor, check_tag)
-    return Base(
-        f"nvidia/cuda:{full}-{flavor}-{suffix}{_check_digest(digest)}",
-        _version(full, "CUDA version"),
-    )
+    return Base(f"nvidia/cuda:{full}-{flavor}-{suffix}{_check_digest(digest)}", full)
 
 
 def pixi_base(
@@ -212,7 +209,7 @@ def pixi_base(
         raise DefError(f"prefix-dev/pixi has no {os!r} tag; known: {', '.join(_PIXI_TAGS)}")
     tag = os
     full = None
-    pinned = None if version is None else str(_version(version, "pixi version"))
+    pinned = None if version is None else _version(version, "pixi version")
     if cuda is not None:
         if os not in _PIXI_CUDA:
             raise DefError(
@@ -235,7 +232,4 @@ def pixi_base(
         tag += f"-cuda-{full}"
     if pinned is not None:
         tag = f"{pinned}-{tag}"
-    return Base(
-        f"ghcr.io/prefix-dev/pixi:{tag}{_check_digest(digest)}",
-        None if full is None else _version(full, "CUDA version"),
-    )
+    return Base(f"ghcr.io/prefix-dev/pixi:{tag}{_check_digest(digest)}", full)

@@ -68,6 +68,8 @@ from ..render import sh_quote
 from .bases import Base
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from packaging.version import Version
 
 __all__ = [
@@ -205,6 +207,12 @@ def _env_name(value: str) -> str:
     return value
 
 
+def _scripts(value: Iterable[str]) -> tuple[str, ...]:
+    # a function, not the `tuple` builtin: attrs inspects a converter's signature, and
+    # that of a builtin costs the CLI milliseconds (inspect parses its text signature)
+    return tuple(value)
+
+
 def _prune(value: object) -> bool | Literal["strict"]:
     if isinstance(value, bool):
         return value
@@ -249,7 +257,7 @@ class PixiEnvironment:
     workdir: str = "/app"
     cuda: Base | Version | str | None = None
     lock_mode: Literal["locked", "frozen"] = "locked"
-    activation_scripts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    activation_scripts: tuple[str, ...] = attrs.field(default=(), converter=_scripts)
     keep_pixi: bool = False
     #: Let the host's ``~/.local`` site-packages be imported (no ``PYTHONNOUSERSITE``).
     user_site: bool = False
