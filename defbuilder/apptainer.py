@@ -726,3 +726,43 @@ def split_appfiles_line(line: str) -> tuple[str, str]:
     text = go_trim(go_trim(line).split("#", 1)[0])
     src, _, dst = text.partition(" ")
     return src, dst
+
+
+#: reader.go ``commentLineRegexp`` (``\s*[#][^!]\s*.*``), unanchored as ``Match`` uses it:
+#: it matches wherever a ``#`` is followed by any character but ``!``.
+_ARG_COMMENT = re.compile(r"#[^!]", re.DOTALL)
+
+
+def build_arg_uses(text: str) -> Iterator[re.Match[str]]:
+    """The ``{{ NAME }}`` placeholders Apptainer substitutes in one stage's text.
+
+    internal/pkg/build/args/reader.go ``NewReader`` (run on each stage's raw text by
+    internal/pkg/build/build.go): every ``PLACEHOLDER`` match is replaced unless the
+    text before it, from the last newline after the end of the previous replaced
+    placeholder (or from that end), holds a ``#`` followed by a character other than
+    ``!``; such a placeholder stays as written. Go rescans that text for every
+    placeholder; this reads it once, so the cost is linear.
+
+    >>> [m.group(1) for m in build_arg_uses("A={{ A }}\\n# {{ B }}\\necho '#x' {{ C }}\\n")]
+    ['A']
+    """
+    done = 0  # end of the last replaced placeholder (Go's i)
+    last_nl = -1  # the last newline before the current match
+    seen = 0  # text up to here has been searched for newlines
+    region = -1  # start of the text judged so far, and how far
+    judged = 0
+    commented = False
+    for m in PLACEHOLDER.finditer(text):
+        nl = text.rfind("\n", seen, m.start())
+        if nl >= 0:
+            last_nl = nl
+        seen = m.start()
+        start = last_nl if last_nl >= done else done
+        if start != region:
+            region, judged, commented = start, start, False
+        if not commented:
+            commented = _ARG_COMMENT.search(text[max(judged - 1, start) : m.start()]) is not None
+            judged = m.start()
+        if not commented:
+            yield m
+            done = m.end()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from defbuilder.lint import RULES, Severity, lint_text
+from defbuilder.lint import RULES, Severity, lint_paths, lint_text
 from defbuilder.lint.docs import rules_markdown
 from defbuilder.lint.engine import load_policy, load_policy_file, shellcheck_binary
 from defbuilder.lint.rules import EXAMPLE_POLICY
@@ -23,21 +23,23 @@ DEFS = Path(__file__).parent / "defs"
 HAS_SHELLCHECK = shellcheck_binary() is not None
 
 
-def _codes(text: str, rule) -> set[str]:
+def _codes(text: str, rule, tmp_path: Path) -> set[str]:
     policy = EXAMPLE_POLICY if rule.policy else None
+    if rule.not_linted:  # its examples are recipe scripts
+        recipe = tmp_path / "recipe.py"
+        recipe.write_text(text)
+        return {f.code for f in lint_paths([str(recipe)], policy=policy)}
     return {f.code for f in lint_text(text, "x.def", policy=policy)}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.code for r in RULES])
-def test_rule_fires_on_bad_example(rule):
-    if rule.needs_shellcheck and not HAS_SHELLCHECK:
-        pytest.skip("shellcheck not installed")
-    assert rule.code in _codes(rule.bad, rule)
+def test_rule_fires_on_bad_example(rule, tmp_path):
+    assert rule.code in _codes(rule.bad, rule, tmp_path)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.code for r in RULES])
-def test_rule_does_not_fire_on_good_example(rule):
-    assert rule.code not in _codes(rule.good, rule)
+def test_rule_does_not_fire_on_good_example(rule, tmp_path):
+    assert rule.code not in _codes(rule.good, rule, tmp_path)
 
 
 def test_codes_are_unique_and_stable():
@@ -74,7 +76,7 @@ def test_suppression_same_line_and_line_above():
 
 def test_exit_codes_and_formats(tmp_path):
     clean = tmp_path / "clean.def"
-    clean.write_text(RULES[0].good)
+    clean.write_text(next(r for r in RULES if r.code == "DB100").good)
     out = run_cli("lint", str(clean))
     assert out.returncode == 0 and out.stdout == ""
     bad = tmp_path / "bad.def"

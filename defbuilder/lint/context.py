@@ -4,19 +4,28 @@
 so rules never import the engine. Nothing here reads a file or knows a particular
 rule.
 
+``Context`` gives rules what they need in time linear in the file, whatever its
+shape (many stages, many apps, one huge section, one huge line): sections indexed
+by name once, and ``lines_matching``, which lets a regular expression find the few
+lines worth a closer look without a Python loop over every line.
+
 >>> Severity.WARNING, f"{Severity.ERROR}"
 (<Severity.WARNING: 'warning'>, 'error')
 """
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
-from ..parse import RawStage
+from ..apptainer import STAGE_START, build_arg_uses, scan_lines
+from ..parse import RawSection, RawStage
 
 __all__ = ["Check", "Context", "Finding", "Hit", "Rule", "Severity"]
 
@@ -34,25 +43,143 @@ class Severity(enum.StrEnum):
 
 @attrs.define
 class Context:
-    """What rules see for one file: the raw stages (Apptainer's reading), the file's
-    lines and per-stage text (cut like ``apptainer.scan_lines``), parse errors, the
-    policy, and this file's shellcheck findings."""
+    """What rules see for one file: the raw stages (Apptainer's reading, from
+    ``parse.split_stages``), the text, parse errors, the policy, this file's
+    shellcheck findings, and the errors that kept it from being read at all."""
 
     path: str
     text: str
     raw: list[RawStage]
-    stage_texts: list[str]
-    parse_errors: list[Hit]
     policy: Mapping[str, Any]
+    parse_errors: list[Hit] = attrs.field(factory=list)
     sc_findings: list[tuple[int, str, str]] = attrs.field(factory=list)
-    #: The file's lines as Apptainer cuts them (a lone CR is not a line break).
-    lines: list[str] = attrs.field(factory=list)
+    #: Why the file could not be read or its recipe not loaded (reported as such).
+    load_errors: list[Hit] = attrs.field(factory=list)
+    _cache: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     def shellcheck(self) -> Iterable[tuple[int, str, str]]:
         return self.sc_findings
 
     def final_stages(self) -> list[RawStage]:
         return self.raw[-1:]
+
+    @property
+    def lines(self) -> list[str]:
+        """The file's lines as Apptainer cuts them (``apptainer.scan_lines``)."""
+        if "lines" not in self._cache:
+            self._cache["lines"] = scan_lines(self.text)
+        return self._cache["lines"]  # type: ignore[no-any-return]
+
+    # --- sections -----------------------------------------------------------------------
+
+    def _index(
+        self,
+    ) -> tuple[list[RawSection], list[int], list[int], dict[str, list[RawSection]]]:
+        """Every section in file order, their first lines, the line after each body,
+        and the sections by name."""
+        if "index" not in self._cache:
+            flat: list[RawSection] = []
+            by_name: dict[str, list[RawSection]] = {}
+            for stage in self.raw:
+                for sec in stage.sections:
+                    flat.append(sec)
+                    by_name.setdefault(sec.name, []).append(sec)
+            flat.sort(key=lambda s: s.line)  # file order (already, stage by stage)
+            starts = [s.line for s in flat]
+            # a body holds one line per newline (parse.split_stages ends each with one)
+            ends = [s.line + 1 + s.body.count("\n") for s in flat]
+            self._cache["index"] = (flat, starts, ends, by_name)
+        return self._cache["index"]  # type: ignore[no-any-return]
+
+    def sections(self, *names: str) -> list[RawSection]:
+        """Every section (every stage, file order) with one of these names; with no
+        names, every section. Duplicates are kept as written (not merged)."""
+        flat, _starts, _ends, by_name = self._index()
+        if not names:
+            return flat
+        if len(names) == 1:
+            return by_name.get(names[0], [])
+        found = [s for name in names for s in by_name.get(name, [])]
+        return sorted(found, key=lambda s: s.line)
+
+    def section_names(self) -> list[str]:
+        """The distinct section names in the file."""
+        return list(self._index()[3])
+
+    def section_at(self, line: int) -> RawSection | None:
+        """The section whose body holds ``line`` (not its ``%name`` line), if any."""
+        flat, starts, ends, _by_name = self._index()
+        i = bisect.bisect_left(starts, line) - 1
+        return flat[i] if i >= 0 and line < ends[i] else None
+
+    def stage_at(self, line: int) -> int:
+        """Index in ``raw`` of the stage that holds ``line`` (-1 above the first)."""
+        starts = self._cache.get("stage_lines")
+        if starts is None:
+            starts = self._cache["stage_lines"] = [s.line for s in self.raw]
+        return bisect.bisect_right(starts, line) - 1
+
+    # --- finding lines fast -------------------------------------------------------------
+
+    def lines_matching(self, pattern: re.Pattern[str]) -> Iterator[tuple[int, str]]:
+        """``(number, line)`` of each line on which ``pattern`` matches, once per line,
+        in order; ``line`` as ``apptainer.scan_lines`` cuts it.
+
+        The pattern runs over the whole text (a prefilter: the caller still judges the
+        line), and after a hit the search resumes on the next line, so the cost is
+        linear in the text even for one huge line with many matches. A pattern should
+        not match a newline; its line is that of where the match starts.
+        """
+        text = self.text
+        pos = counted = 0
+        number = 1
+        while True:
+            m = pattern.search(text, pos)
+            if m is None:
+                return
+            start = text.rfind("\n", pos, m.start()) + 1 or pos
+            end = text.find("\n", m.start())
+            if end < 0:
+                end = len(text)
+            number += text.count("\n", counted, start)
+            counted = start
+            cut = scan_lines(text[start : end + 1])
+            yield number, (cut[0] if cut else "")
+            pos = end + 1
+            if pos > len(text):
+                return
+
+    def body_lines_matching(
+        self, pattern: re.Pattern[str], accept: Callable[[RawSection], bool]
+    ) -> Iterator[tuple[int, str, RawSection]]:
+        """Like ``lines_matching``, for lines in the body of a section ``accept`` takes."""
+        for n, line in self.lines_matching(pattern):
+            sec = self.section_at(n)
+            if sec is not None and accept(sec):
+                yield n, line, sec
+
+    def build_arg_uses(self) -> dict[int, list[tuple[int, str]]]:
+        """Per stage (index in ``raw``): ``(line, name)`` of each ``{{ NAME }}`` that
+        Apptainer substitutes in that stage's text (``apptainer.build_arg_uses``)."""
+        if "uses" in self._cache:
+            return self._cache["uses"]  # type: ignore[no-any-return]
+        uses: dict[int, list[tuple[int, str]]] = {}
+        text = self.text
+        if "{{" in text:
+            bounds = [0, *(m.start() for m in STAGE_START.finditer(text)), len(text)]
+            first_line = 1
+            for a, b in itertools.pairwise(bounds):
+                if b <= a:
+                    continue
+                chunk = text[a:b]
+                line, counted = first_line, 0
+                for m in build_arg_uses(chunk):
+                    line += chunk.count("\n", counted, m.start())
+                    counted = m.start()
+                    uses.setdefault(self.stage_at(line), []).append((line, m.group(1)))
+                first_line += chunk.count("\n")
+        self._cache["uses"] = uses
+        return uses
 
 
 #: A rule's check: yields a hit for each place the rule finds.
@@ -66,7 +193,11 @@ class Rule:
     ``policy``: active only where a team policy is configured. ``needs_shellcheck``:
     the check reads ``Context.shellcheck()`` (skipped with ``--no-shellcheck``).
     ``supersedes``: codes this rule's finding replaces on the same line (a parse
-    error a specific rule explains is not reported twice).
+    error a specific rule explains is not reported twice, nor again under the
+    general code when the specific rule is ignored or suppressed).
+    ``not_linted``: the rule reports files the engine could not read or load; it is
+    always on (it says what was not checked), makes lint exit 2, and its examples
+    are recipe scripts.
     """
 
     code: str
@@ -80,6 +211,7 @@ class Rule:
     policy: bool = False
     needs_shellcheck: bool = False
     supersedes: tuple[str, ...] = ()
+    not_linted: bool = False
 
 
 @attrs.frozen

@@ -41,17 +41,30 @@ def rules_markdown() -> str:
                 "",
             ]
         if r.supersedes:
-            out += [f"Reported instead of {', '.join(r.supersedes)} on the same line.", ""]
+            out += [
+                f"Reported instead of {', '.join(r.supersedes)} on the same line; when "
+                f"{r.code} is ignored or suppressed there, so is the "
+                f"{', '.join(r.supersedes)} it replaces.",
+                "",
+            ]
+        if r.not_linted:
+            out += [
+                "Always reported: `--select` and `--ignore` do not change it, and "
+                "lint exits 2 when it is found. The examples are recipe scripts "
+                "(`recipe.py`).",
+                "",
+            ]
+        fence = "py" if r.not_linted else "singularity"
         out += [
             "Bad:",
             "",
-            "```singularity",
+            f"```{fence}",
             r.bad.rstrip("\n"),
             "```",
             "",
             "Good:",
             "",
-            "```singularity",
+            f"```{fence}",
             r.good.rstrip("\n"),
             "```",
             "",

