@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import DefError, entry_point, read_text
-from .fileio import write_atomic
 
 __all__ = ["main"]
 
@@ -25,11 +24,16 @@ TRY_SHELLS = ("dash", "bash", "sh")
 
 
 def _emit(text: str, output: str | None) -> None:
+    """Print ``text``, or write it to ``-o FILE`` by ``fileio``'s rules (a symbolic
+    link is followed, a FIFO or device is written in place, a file keeps its mode)."""
+    from .fileio import write_output
+
+    sys.stdout.flush()  # -o /dev/stdout writes to descriptor 1 after what was printed
     if output is None or output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        write_atomic(output, text)
+        write_output(output, text)
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -198,10 +202,10 @@ def _cmd_mimic(args: argparse.Namespace) -> int:
 
 
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
-    """One option per CondorJob field: every submit key can be set from the CLI."""
+    """One option per CondorJob field, its help from the field's metadata."""
     import attrs
 
-    from .condor import CondorJob
+    from .condor import CondorJob, option_help
 
     for f in attrs.fields(CondorJob):
         if f.name == "extra":
@@ -209,18 +213,18 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
         opt = "--" + f.name.replace("_", "-")
         dest = "job_" + f.name
         kind = str(f.type)
+        text = option_help(f).replace("%", "%%")
+        metavar = f.metadata["metavar"]
         if "tuple" in kind:
-            parser.add_argument(
-                opt, dest=dest, action="append", metavar="VALUE", help=f"{f.name} (repeatable)"
-            )
+            parser.add_argument(opt, dest=dest, action="append", metavar=metavar, help=text)
         elif kind == "bool":
             parser.add_argument(
-                opt, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=f.name
+                opt, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text
             )
         elif kind == "int":
-            parser.add_argument(opt, dest=dest, type=int, metavar="N", help=f.name)
+            parser.add_argument(opt, dest=dest, type=int, metavar=metavar, help=text)
         else:
-            parser.add_argument(opt, dest=dest, metavar="VALUE", help=f.name)
+            parser.add_argument(opt, dest=dest, metavar=metavar, help=text)
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
@@ -515,8 +519,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "CHTC's GPU Lab conventions, then the recipe's `job` dict, then "
         "these options.",
     )
-    condor.add_argument("recipe", help="recipe script (its `job` dict gives defaults)")
-    condor.add_argument("-o", "--output", default=".", help="directory to write into")
+    condor.add_argument(
+        "recipe",
+        metavar="RECIPE",
+        help="recipe script whose `job` dict gives defaults (e.g. "
+        "recipes/hello_pytorch/recipe.py), or a .def (no defaults)",
+    )
+    condor.add_argument(
+        "-o",
+        "--output",
+        default=".",
+        metavar="DIR",
+        help="directory to write NAME.sub and the wrapper into, made if missing "
+        "(default: the current directory)",
+    )
     condor.add_argument(
         "--no-default-requirements",
         action="store_true",
@@ -526,16 +542,41 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--key",
         action="append",
         metavar="KEY=VALUE",
-        help='any other submit key, e.g. +AccountingGroup="x"',
+        help="any other submit key (repeatable): a submit command, or +NAME / MY.NAME for "
+        "a job attribute; keys with their own option, queue and HTCondor's predefined "
+        "macros are refused (e.g. --key '+AccountingGroup=\"lab\"')",
     )
     if command in (None, "condor"):
         _add_job_options(condor)
     condor.set_defaults(func=_cmd_condor)
 
-    build = sub.add_parser("build", help="render and run `apptainer build`")
-    build.add_argument("recipe")
-    build.add_argument("-o", "--output", help="image path (default: <recipe dir>.sif)")
-    build.add_argument("--set", action="append", metavar="KEY=VALUE")
+    build = sub.add_parser(
+        "build",
+        help="render and run `apptainer build`",
+        description="Render RECIPE to a temporary .def beside it (so %%files paths "
+        "resolve), run `apptainer build` (or singularity) with the recipe's build "
+        "arguments, and print the image path. Apptainer's progress goes to stderr. "
+        "The temporary .def is removed afterwards, also on Ctrl-C or SIGTERM.",
+    )
+    build.add_argument(
+        "recipe",
+        metavar="RECIPE",
+        help="recipe script to render and build (e.g. recipes/hello_pytorch/recipe.py)",
+    )
+    build.add_argument(
+        "-o",
+        "--output",
+        metavar="IMAGE",
+        help="image path (default: NAME.sif in the current directory, NAME being the "
+        "recipe's directory for .../NAME/recipe.py, else the script's name)",
+    )
+    build.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="pass KEY=VALUE to the recipe function, as render --set does "
+        "(repeatable; e.g. --set cuda=12.8)",
+    )
     build.add_argument(
         "--build-arg",
         action="append",
@@ -555,21 +596,69 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     build.set_defaults(func=_cmd_build)
 
-    hash_ = sub.add_parser("hash", help="print IMAGE's hash name, NAME-<sha8>.sif")
-    hash_.add_argument("image")
+    hash_ = sub.add_parser(
+        "hash",
+        help="print IMAGE's hash name, NAME-<sha8>.sif",
+        description="Print the name IMAGE would have with the first 8 hex digits of its "
+        "SHA-256 (what `openssl sha256 -r IMAGE | cut -b -8` gives): a new name for "
+        "every new image, as OSDF's immutable caches need. Nothing is renamed.",
+    )
+    hash_.add_argument(
+        "image", metavar="IMAGE", help="the built image, a .sif file (e.g. hello.sif)"
+    )
     hash_.set_defaults(func=_cmd_hash)
 
-    push = sub.add_parser("push", help="apptainer push to oras://, or copy to a staging dir")
-    push.add_argument("image")
-    push.add_argument("uri", nargs="?", help="oras://registry/name:tag")
-    push.add_argument("--staging", metavar="DIR", help="copy into DIR, print the osdf:/// URL")
-    push.add_argument("--osdf-prefix", help="URL prefix for DIR when it is not /staging/...")
+    push = sub.add_parser(
+        "push",
+        help="apptainer push to oras://, or copy to a staging dir",
+        description="Upload IMAGE with `apptainer push IMAGE oras://...`, or copy it into "
+        "a staging directory and print the osdf:/// URL a submit file uses. A staged "
+        "copy is checked first, written to a temp file, and published only under a "
+        "free name: an existing different file of that name is never replaced (OSDF "
+        "caches are immutable), an identical one is fine.",
+    )
+    push.add_argument(
+        "image",
+        metavar="IMAGE",
+        help="the image to upload, a .sif file (e.g. hello-1a2b3c4d.sif)",
+    )
+    push.add_argument(
+        "uri",
+        nargs="?",
+        metavar="URI",
+        help="where to push: oras://REGISTRY/NAME:TAG (e.g. oras://ghcr.io/me/hello:1)",
+    )
+    push.add_argument(
+        "--staging",
+        metavar="DIR",
+        help="copy into DIR instead (e.g. /staging/USER) and print the osdf:/// URL",
+    )
+    push.add_argument(
+        "--osdf-prefix",
+        metavar="URL",
+        help="the URL of DIR when it is not under /staging/ (e.g. osdf:///chtc/staging/USER)",
+    )
     push.set_defaults(func=_cmd_push)
 
-    mimic = sub.add_parser("mimic-chtc", help="run IMAGE as a CHTC job would see it")
+    mimic = sub.add_parser(
+        "mimic-chtc",
+        help="run IMAGE as a CHTC job would see it",
+        description="Run COMMAND in IMAGE with `apptainer exec` the way a CHTC job sees "
+        "it: --containall, --no-home, --nv, scratch /tmp and /var/tmp, and only the "
+        "current directory bound, as the job's working directory.",
+    )
     mimic.add_argument("--print", action="store_true", help="print the command, do not run")
-    mimic.add_argument("image")
-    mimic.add_argument("command", nargs=argparse.REMAINDER, help="command (after --)")
+    mimic.add_argument(
+        "image",
+        metavar="IMAGE",
+        help="the image to run: a .sif path (or any image apptainer exec accepts)",
+    )
+    mimic.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND",
+        help="the command to run, after `--` (default: bash; e.g. -- python -V)",
+    )
     mimic.set_defaults(func=_cmd_mimic)
     return parser
 

@@ -6,6 +6,34 @@ GPU Lab conventions (chtc.cs.wisc.edu, "Use GPUs"): one GPU and one CPU,
 Several ``requirements`` are always joined with ``&&`` into one line: in a submit
 file a later assignment replaces an earlier one, which is how the upstream example
 lost its driver requirement (checked with the ``htcondor2`` bindings in the tests).
+Each field's help (``FIELD_HELP``, from the field's metadata) is what
+``defbuilder condor --help`` prints and what ``CondorJob``'s doc lists.
+
+No value can add a line or a key to the submit file. HTCondor's own rules
+(``condor_submit(1)``: a line ending in a backslash continues on the next one, a
+line starting with ``#`` is a comment; ``htcondor-jdl(1)``, "Macros and comments":
+``$(NAME)``, ``$$(NAME)`` and ``$ENV(NAME)`` are expanded, at submit or match time; the
+HTCondor manual, "ClassAd Syntax": an attribute name is letters, digits and
+underscores, not starting with a digit, and in a string literal a backslash makes
+the next character part of the string) give the checks:
+
+* a value is one line: no control character (newline, carriage return, NUL...),
+  no leading or trailing white space (HTCondor drops it), no trailing backslash;
+* a ``--key`` name is a submit command or macro name, or ``+NAME`` / ``MY.NAME``
+  with a ClassAd attribute name; the keys this class writes itself, ``queue``
+  and the names HTCondor predefines (``Cluster``, ``Process``, ``DOLLAR``...)
+  are refused;
+* ``+ProjectName`` is written as a ClassAd string literal (``"`` and ``\\``
+  escaped); it may not hold a ``$``, which HTCondor would expand (its
+  ``$(DOLLAR)`` escape is itself expanded again when followed by ``(`` or ``$``);
+  job names and wrapper names are plain file names; quantities and versions are
+  numbers with HTCondor's units;
+* ``write_job`` reads the text back with ``htcondor2.Submit`` (when the bindings
+  are installed) and compares every key and the ``queue`` arguments with what
+  was intended before anything is written.
+
+Macros in a value (``$(Cluster)``, ``$(Process)``) are HTCondor's language and
+stay: they expand inside that one value and cannot add a key.
 
 The wrapper logs with ``set -x``, prints the job number and
 ``CUDA_VISIBLE_DEVICES``, sources the image's activation file, runs the GPU check,
@@ -24,93 +52,498 @@ the command line) and ``write_job`` (NAME.sub and the wrapper).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import shlex
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from .errors import DefError
-from .fileio import write_atomic
+from .fileio import write_outputs
 
-__all__ = ["CondorJob", "job_defaults", "job_from", "write_job"]
+__all__ = [
+    "FIELD_HELP",
+    "RESERVED_KEYS",
+    "CondorJob",
+    "JobError",
+    "check_submit",
+    "classad_string",
+    "job_defaults",
+    "job_from",
+    "options_markdown",
+    "submit_text",
+    "write_job",
+]
 
 
 DEFAULT_REQUIREMENTS = ("(GPUs_DriverVersion >= 12.0)", "(OpSysMajorVer > 7)")
 
+# --- HTCondor's rules (see the module doc) ---------------------------------------------
 
-def _tuple(value: Any) -> tuple[str, ...]:
+#: ClassAd attribute names (HTCondor manual, "ClassAd Syntax").
+_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: ``--key`` names: a submit command / macro name, or a job attribute as +NAME or MY.NAME.
+_KEY = re.compile(r"(?:\+|(?i:MY)\.)?[A-Za-z_][A-Za-z0-9_]*")
+#: What a job name or wrapper name may be: a plain file name, never a path.
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}")
+#: ``request_memory`` / ``request_disk`` / ``gpus_minimum_memory``: <quantity>, a
+#: number with an optional unit K/KB, M/MB, G/GB, T/TB (htcondor-jdl(1)).
+_QUANTITY = re.compile(r"[0-9]+(?:\.[0-9]+)? ?(?:[KMGTkmgt][Bb]?)?")
+#: ``gpus_minimum_capability`` = <version>, a floating point value such as 8.5.
+_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+#: Names HTCondor predefines in a submit file (src/condor_utils/submit_utils.cpp,
+#: SubmitMacroDefaults, and the expansion of $(DOLLAR) / $(DOLLARDOLLAR)).
+_PREDEFINED = (
+    *("ARCH", "Cluster", "ClusterId", "Day", "DOLLAR", "DOLLARDOLLAR", "IsLinux"),
+    *("IsWindows", "Item", "ItemIndex", "JobId", "JobListId", "Month", "Node", "OPSYS"),
+    *("OPSYSANDVER", "OPSYSMAJORVER", "OPSYSVER", "Process", "ProcId", "Row", "SPOOL"),
+    *("Step", "SUBMIT_FILE", "SUBMIT_TIME", "TaskId", "VM_MEMORY", "VM_VCPUS", "Year"),
+)
+
+
+class JobError(DefError):
+    """A bad value for one ``CondorJob`` field; ``field`` says which."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{field} {shown}: {reason}")
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+
+def _bad_char(value: str) -> str | None:
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in "\u2028\u2029":
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def submit_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be one submit-file value as is, or None.
+
+    >>> submit_value_problem("2GB\\nexecutable = /bin/rm")
+    'contains a control character (U+000A); a submit-file value is one line'
+    >>> submit_value_problem("(A) \\\\")
+    'ends with a backslash, which continues the line in a submit file'
+    """
+    bad = _bad_char(value)
+    if bad:
+        return f"contains a control character ({bad}); a submit-file value is one line"
+    if value != value.strip():
+        return "starts or ends with white space, which HTCondor drops"
+    if value.endswith("\\"):
+        return "ends with a backslash, which continues the line in a submit file"
+    return None
+
+
+def classad_string(value: str) -> str:
+    """``value`` as a ClassAd string literal (``"`` and ``\\`` escaped).
+
+    >>> print(classad_string('say "hi" \\\\ o/'))
+    "say \\"hi\\" \\\\ o/"
+    """
+    inner = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{inner}"'
+
+
+def _key_id(key: str) -> str:
+    """A submit key as the bindings report it: case-folded, ``+NAME`` as ``my.name``."""
+    key = "MY." + key[1:] if key.startswith("+") else key
+    return key.lower()
+
+
+# --- field converters and validators ----------------------------------------------------
+
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _text(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise JobError(field, value, f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def _check_line(field: str, value: object) -> None:
+    _line(field, value)
+
+
+def _line(field: str, value: object) -> str:
+    text = _text(value, field)
+    problem = submit_value_problem(text)
+    if problem:
+        raise JobError(field, text, problem)
+    return text
+
+
+def _validate(check: Callable[[str, Any], None]) -> _Validator:
+    def validator(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        check(attribute.name, value)
+
+    return validator
+
+
+def _check_image(field: str, value: object) -> None:
+    image = _line(field, value)
+    if any(ch.isspace() for ch in image):
+        raise JobError(field, image, "contains white space")
+    if not (image.startswith(("oras://", "osdf:///", "docker://")) or image.endswith(".sif")):
+        raise JobError(field, image, "use oras://..., osdf:///..., docker://... or a .sif path")
+
+
+def _check_plain(field: str, value: object) -> None:
+    text = _text(value, field)
+    if not _PLAIN.fullmatch(text):
+        raise JobError(
+            field,
+            text,
+            "must be a plain file name (letters, digits, then also . _ + -), not a path",
+        )
+
+
+def _check_classad_string(field: str, value: object) -> None:
+    if value is not None and "$" in _line(field, value):
+        raise JobError(field, value, "contains $, which HTCondor would expand as a macro")
+
+
+def _check_quantity(field: str, value: object) -> None:
+    if value is None:
+        return
+    text = _line(field, value)
+    if not _QUANTITY.fullmatch(text):
+        raise JobError(field, text, "expected a number with an optional unit K, M, G or T")
+
+
+def _check_version(field: str, value: object) -> None:
+    if value is None:
+        return
+    text = _line(field, value)
+    if not _VERSION.fullmatch(text):
+        raise JobError(field, text, "expected a version number such as 8.0")
+
+
+def _check_int(minimum: int) -> Callable[[str, object], None]:
+    def check(field: str, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise JobError(field, value, f"expected a whole number, not {type(value).__name__}")
+        if value < minimum:
+            raise JobError(field, value, f"must be at least {minimum}")
+
+    return check
+
+
+def _check_bool(field: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise JobError(field, value, "expected true or false")
+
+
+def _check_choice(*choices: str) -> Callable[[str, object], None]:
+    def check(field: str, value: object) -> None:
+        if value is not None and value not in choices:
+            raise JobError(field, value, f"expected {', '.join(choices)}")
+
+    return check
+
+
+def _check_words(field: str, value: tuple[str, ...]) -> None:
+    for word in value:
+        bad = "\0" in word or _bad_char(word.replace("\n", "").replace("\t", "").replace("\r", ""))
+        if bad:
+            raise JobError(field, word, "contains a NUL or another control character")
+
+
+def _check_activate(field: str, value: object) -> None:
+    if value is None:
+        return
+    text = _text(value, field)
+    _check_words(field, (text,))
+
+
+def _check_files(field: str, value: tuple[str, ...]) -> None:
+    for name in value:
+        _line(field, name)
+        if not name or "," in name:
+            raise JobError(field, name, "a file name here can be neither empty nor contain ','")
+
+
+def _check_requirements(field: str, value: tuple[str, ...]) -> None:
+    for req in value:
+        if not _line(field, req):
+            raise JobError(field, req, "an empty requirement")
+
+
+def _check_extra(field: str, value: tuple[tuple[str, str], ...]) -> None:
+    seen: set[str] = set()
+    for key, val in value:
+        check_key(key)
+        if _key_id(key) in seen:  # a later line would replace the earlier one
+            raise JobError("key", key, "given twice (keys are case-insensitive, +A is MY.A)")
+        seen.add(_key_id(key))
+        _line(key, val)
+
+
+def check_key(key: str) -> None:
+    """Refuse a ``--key`` name that is not a plain submit key, or one that is reserved."""
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise JobError(
+            "key",
+            key,
+            "expected a submit command or macro name (letters, digits, _), or +NAME / "
+            "MY.NAME for a job attribute",
+        )
+    if _key_id(key) in _RESERVED_IDS:
+        raise JobError(
+            "key",
+            key,
+            "is reserved: defbuilder writes it from its own option, or HTCondor defines "
+            "it (queue, executable, Cluster, Process, DOLLAR...)",
+        )
+
+
+def _words(value: object) -> tuple[str, ...]:
+    """A command: a list of words, or one string split like the shell would."""
     if value is None:
         return ()
     if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return tuple(str(v) for v in value)
+        try:
+            return tuple(shlex.split(value))
+        except ValueError:
+            return (value,)
+    if isinstance(value, list | tuple):
+        words = tuple(v if isinstance(v, str) else str(v) for v in value)
+        return () if words == ("",) else words
+    return (str(value),)
 
 
-def _check_image(image: str) -> str:
-    if image.startswith(("oras://", "osdf:///", "docker://")) or image.endswith(".sif"):
-        return image
-    raise DefError(f"container image {image!r}: use oras://..., osdf:///... or a .sif path")
+def _files(value: object) -> tuple[str, ...]:
+    """Names as a list, each item (or one string) comma-separated like HTCondor's lists."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    out: list[str] = []
+    for item in items:
+        text = item if isinstance(item, str) else str(item)
+        out += [v.strip(" \t") for v in text.split(",") if v.strip(" \t")]
+    return tuple(out)
 
 
-def _requirements(value: str | Sequence[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
+def _requirements(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(v if isinstance(v, str) else str(v) for v in value)
+    return (str(value),)
 
 
-def _extra(
-    value: Mapping[str, str] | Sequence[tuple[str, str]] | None,
-) -> tuple[tuple[str, str], ...]:
-    return tuple(dict(value).items()) if value else ()
+def _extra(value: object) -> tuple[tuple[str, str], ...]:
+    if not value:
+        return ()
+    if isinstance(value, Mapping):
+        items: Iterable[object] = value.items()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        raise JobError("extra", value, "expected a dict of submit keys")
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise JobError("extra", item, "expected (KEY, VALUE) pairs or a dict")
+        key, val = item
+        out.append((str(key), val if isinstance(val, str) else str(val)))
+    return tuple(out)
 
 
-def _check_value(key: str, value: str) -> None:
-    if "\n" in value or "\r" in value:
-        raise DefError(f"submit key {key}: value contains a newline")
+def _optional_str(value: object) -> object:
+    return None if value == "" else value
+
+
+def _field(
+    default: Any = attrs.NOTHING,
+    *,
+    help: str,
+    check: Callable[[str, Any], None] | None = None,
+    converter: Callable[[Any], Any] | None = None,
+    metavar: str = "VALUE",
+    example: str | None = None,
+) -> Any:
+    """A CondorJob field with its help (``metadata``), checked by HTCondor's rules."""
+    return attrs.field(
+        default=default,
+        converter=converter,
+        validator=_validate(check) if check else None,
+        metadata={"help": help, "metavar": metavar, "example": example},
+    )
+
+
+# --- the job -----------------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
 class CondorJob:
     """A container-universe GPU job (see the module doc); every field is a submit key."""
 
-    image: str = attrs.field(converter=_check_image)
-    name: str = "job"
-    executable: str = "job.sh"
-    command: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    activate: str | None = "/app/activate.sh"
-    gpu_check: tuple[str, ...] = attrs.field(
-        default=("python", "/app/gpu_check.py", "--require-gpu"), converter=_tuple
+    image: str = _field(
+        help="the container image the job runs in: oras://REGISTRY/NAME:TAG, "
+        "osdf:///PATH (what `defbuilder push --staging` prints), docker://NAME:TAG, "
+        "or a local .sif path (sent with the job)",
+        check=_check_image,
+        metavar="IMAGE",
+        example="osdf:///chtc/staging/USER/app-1a2b3c4d.sif",
     )
-    arguments: str = "$(Cluster).$(Process)"
-    request_cpus: int = 1
-    request_gpus: int = 1
-    request_memory: str = "2GB"
-    request_disk: str = "7GB"
-    gpus_minimum_capability: str | None = "5.0"
-    gpus_minimum_memory: str | None = None
-    requirements: tuple[str, ...] = attrs.field(
-        default=DEFAULT_REQUIREMENTS, converter=_requirements
+    name: str = _field(
+        "job",
+        help="job name: the submit file is NAME.sub and the logs "
+        "NAME_$(Cluster)_$(Process).log/.out/.err; a plain file name",
+        check=_check_plain,
+        metavar="NAME",
+        example="train",
     )
-    want_gpu_lab: bool = True
-    gpu_job_length: str | None = "short"
-    job_duration_category: str | None = None
-    project_name: str | None = None
-    transfer_input_files: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    transfer_output_files: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    queue: int = 1
-    extra: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_extra)
-
-    def __attrs_post_init__(self) -> None:
-        if self.gpu_job_length not in (None, "short", "medium", "long"):
-            raise DefError(
-                f"+GPUJobLength must be short, medium or long, not {self.gpu_job_length!r}"
-            )
-        if self.job_duration_category not in (None, "Short", "Medium", "Long"):
-            raise DefError("+JobDurationCategory must be Short, Medium or Long")
-        if self.queue < 1 or self.request_gpus < 0 or self.request_cpus < 1:
-            raise DefError("queue and request_cpus must be >= 1, request_gpus >= 0")
-        for req in self.requirements:
-            _check_value("requirements", req)
-        for key, value in self.extra:
-            _check_value(key, value)
+    executable: str = _field(
+        "job.sh",
+        help="file name of the job wrapper, written beside NAME.sub; a plain file name",
+        check=_check_plain,
+        metavar="FILE",
+        example="train.sh",
+    )
+    command: tuple[str, ...] = _field(
+        (),
+        help="the workload the wrapper runs, one word per use (repeatable); without it, "
+        "the job arguments after the job number",
+        check=_check_words,
+        converter=_words,
+        metavar="WORD",
+        example="--command python --command train.py",
+    )
+    activate: str | None = _field(
+        "/app/activate.sh",
+        help="file in the image the wrapper sources before the workload; '' for none",
+        check=_check_activate,
+        converter=_optional_str,
+        metavar="PATH",
+        example="/opt/env/activate.sh",
+    )
+    gpu_check: tuple[str, ...] = _field(
+        ("python", "/app/gpu_check.py", "--require-gpu"),
+        help="the GPU check run before the workload, one word per use (repeatable); a "
+        "failed check ends the job with its exit status; '' for none",
+        check=_check_words,
+        converter=_words,
+        metavar="WORD",
+        example="--gpu-check nvidia-smi",
+    )
+    arguments: str = _field(
+        "$(Cluster).$(Process)",
+        help="the job's arguments (HTCondor's `arguments` syntax); the wrapper takes the "
+        "first as the job number",
+        check=_check_line,
+        metavar="ARGS",
+        example="'$(Cluster).$(Process) --epochs 3'",
+    )
+    request_cpus: int = _field(1, help="CPU cores", check=_check_int(1), metavar="N", example="4")
+    request_gpus: int = _field(1, help="GPUs", check=_check_int(0), metavar="N", example="2")
+    request_memory: str = _field(
+        "2GB",
+        help="memory: a number with an optional unit K/KB, M/MB, G/GB or T/TB (powers of "
+        "1024); no unit means MiB",
+        check=_check_quantity,
+        metavar="QUANTITY",
+        example="40GB",
+    )
+    request_disk: str = _field(
+        "7GB",
+        help="scratch disk: a number with an optional unit K/KB, M/MB, G/GB or T/TB; no "
+        "unit means KiB",
+        check=_check_quantity,
+        metavar="QUANTITY",
+        example="30GB",
+    )
+    gpus_minimum_capability: str | None = _field(
+        "5.0",
+        help="minimum CUDA compute capability of the GPU, a version number; '' for none",
+        check=_check_version,
+        converter=_optional_str,
+        metavar="VERSION",
+        example="8.0",
+    )
+    gpus_minimum_memory: str | None = _field(
+        None,
+        help="minimum GPU memory: a number with an optional unit K/M/G/T; no unit means MiB",
+        check=_check_quantity,
+        converter=_optional_str,
+        metavar="QUANTITY",
+        example="20GB",
+    )
+    requirements: tuple[str, ...] = _field(
+        DEFAULT_REQUIREMENTS,
+        help="a ClassAd expression the machine must satisfy (repeatable); each is added "
+        "to the recipe's or the default requirements and all are joined with &&",
+        check=_check_requirements,
+        converter=_requirements,
+        metavar="EXPR",
+        example="'(HasCHTCStaging == true)'",
+    )
+    want_gpu_lab: bool = _field(
+        True,
+        help="+WantGPULab: the job may run on CHTC's shared GPU Lab machines",
+        check=_check_bool,
+    )
+    gpu_job_length: str | None = _field(
+        "short",
+        help="+GPUJobLength on CHTC's GPU Lab: short, medium or long",
+        check=_check_choice("short", "medium", "long"),
+        converter=_optional_str,
+        metavar="LENGTH",
+        example="medium",
+    )
+    job_duration_category: str | None = _field(
+        None,
+        help="+JobDurationCategory on CHTC: Short, Medium or Long",
+        check=_check_choice("Short", "Medium", "Long"),
+        converter=_optional_str,
+        metavar="CATEGORY",
+        example="Medium",
+    )
+    project_name: str | None = _field(
+        None,
+        help="+ProjectName, text without $ (written as a quoted ClassAd string)",
+        check=_check_classad_string,
+        converter=_optional_str,
+        metavar="TEXT",
+        example="DSI",
+    )
+    transfer_input_files: tuple[str, ...] = _field(
+        (),
+        help="files and directories sent with the job (repeatable, or comma-separated; "
+        "a name cannot contain a comma)",
+        check=_check_files,
+        converter=_files,
+        metavar="PATH",
+        example="data.tar.gz",
+    )
+    transfer_output_files: tuple[str, ...] = _field(
+        (),
+        help="files the job sends back (repeatable, or comma-separated); default: every "
+        "new file in the job's directory",
+        check=_check_files,
+        converter=_files,
+        metavar="PATH",
+        example="model.pt",
+    )
+    queue: int = _field(
+        1, help="how many jobs: `queue N`", check=_check_int(1), metavar="N", example="10"
+    )
+    extra: tuple[tuple[str, str], ...] = _field(
+        (),
+        help="other submit keys, as KEY=VALUE (--key); reserved keys are refused",
+        check=_check_extra,
+        converter=_extra,
+        metavar="KEY=VALUE",
+        example="'+AccountingGroup=\"lab\"'",
+    )
 
     def items(self) -> list[tuple[str, str]]:
         """Submit keys and values, in file order (``queue`` excluded)."""
@@ -145,24 +578,21 @@ class CondorJob:
         if self.want_gpu_lab:
             out.append(("+WantGPULab", "true"))
         if self.gpu_job_length:
-            out.append(("+GPUJobLength", f'"{self.gpu_job_length}"'))
+            out.append(("+GPUJobLength", classad_string(self.gpu_job_length)))
         if self.job_duration_category:
-            out.append(("+JobDurationCategory", f'"{self.job_duration_category}"'))
+            out.append(("+JobDurationCategory", classad_string(self.job_duration_category)))
         if self.project_name:
-            out.append(("+ProjectName", f'"{self.project_name}"'))
+            out.append(("+ProjectName", classad_string(self.project_name)))
         out += list(self.extra)
         return out
 
+    def queue_args(self) -> str:
+        """What follows ``queue`` on the last line."""
+        return str(self.queue)
+
     def submit(self) -> str:
         """The submit file's text."""
-        lines = [
-            f"# {self.name}.sub, written by defbuilder: condor_submit {self.name}.sub",
-            f"# (interactive: condor_submit -interactive {self.name}.sub)",
-        ]
-        width = max(len(k) for k, _ in self.items())
-        lines += [f"{k:<{width}} = {v}" for k, v in self.items()]
-        lines.append(f"queue {self.queue}")
-        return "\n".join(lines) + "\n"
+        return submit_text(self.name, self.items(), self.queue_args())
 
     def wrapper(self) -> str:
         """The job's executable: a POSIX sh wrapper (see the module doc)."""
@@ -177,21 +607,143 @@ class CondorJob:
         )
 
 
+#: Each CondorJob field's help, from its metadata: the CLI options and the docs use it.
+FIELD_HELP: dict[str, str] = {f.name: f.metadata["help"] for f in attrs.fields(CondorJob)}
+
+#: Keys ``--key`` may not set (case-insensitive): those CondorJob writes from its own
+#: fields, ``queue`` and the names HTCondor predefines in a submit file.
+RESERVED_KEYS: tuple[str, ...] = (
+    *(k for k, _ in CondorJob(image="x.sif", gpus_minimum_memory="1", project_name="x").items()),
+    "transfer_input_files",
+    "transfer_output_files",
+    "+JobDurationCategory",
+    "queue",
+    *_PREDEFINED,
+)
+_RESERVED_IDS = frozenset(_key_id(k) for k in RESERVED_KEYS)
+
+
+def option_default(field: attrs.Attribute[Any]) -> str:
+    """A field's default as a user would type it ("none" when unset)."""
+    default = field.default
+    if default is attrs.NOTHING:
+        return "none, required"
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if default is None or default == ():
+        return "none"
+    if isinstance(default, tuple):
+        return " ".join(shlex.quote(str(v)) for v in default)
+    return str(default)
+
+
+def option_help(field: attrs.Attribute[Any]) -> str:
+    """The ``--help`` text of a field's option: what it is, the default, an example."""
+    text = f"{field.metadata['help']} (default: {option_default(field)}"
+    example = field.metadata.get("example")
+    if example:
+        opt = "--" + field.name.replace("_", "-")
+        text += f"; e.g. {example if example.startswith('--') else f'{opt} {example}'}"
+    return text + ")"
+
+
+def options_markdown() -> str:
+    """The table of ``condor`` options in docs/chtc.md (a test keeps them equal)."""
+    rows = ["| option | submit key / use | default |", "| --- | --- | --- |"]
+    for field in attrs.fields(CondorJob):
+        if field.name == "extra":
+            opt = "`--key KEY=VALUE`"
+        else:
+            opt = f"`--{field.name.replace('_', '-')}`"
+        help_ = field.metadata["help"].replace("|", "\\|")
+        default = option_default(field).replace("|", "\\|")
+        default = default if default.startswith("none") else f"`{default}`"
+        rows.append(f"| {opt} | {help_} | {default} |")
+    return "\n".join(rows) + "\n"
+
+
+CondorJob.__doc__ = (CondorJob.__doc__ or "") + (
+    "\n\nFields (the ``defbuilder condor`` option of the same name, ``_`` as ``-``):\n\n"
+    + "\n".join(f"* ``{f.name}``: {option_help(f)}" for f in attrs.fields(CondorJob))
+    + "\n"
+)
+
+
+# --- the submit file, read back ---------------------------------------------------------
+
+
+def submit_text(name: str, items: Sequence[tuple[str, str]], queue_args: str) -> str:
+    """A submit file: a comment naming it, ``key = value`` lines, then ``queue``."""
+    lines = [
+        f"# {name}.sub, written by defbuilder: condor_submit {name}.sub",
+        f"# (interactive: condor_submit -interactive {name}.sub)",
+    ]
+    width = max(len(k) for k, _ in items)
+    lines += [f"{k:<{width}} = {v}".rstrip() for k, v in items]
+    lines.append(f"queue {queue_args}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def check_submit(
+    text: str, items: Sequence[tuple[str, str]], queue_args: str, *, where: str
+) -> None:
+    """Read ``text`` back with ``htcondor2.Submit``; refuse it unless it holds exactly
+    ``items`` (key by key, as the bindings name keys) and ``queue queue_args``.
+
+    Without the bindings installed there is nothing to compare with: it returns.
+    """
+    try:
+        import htcondor2  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - the test extra installs htcondor
+        return
+    try:
+        sub = htcondor2.Submit(text)
+        got = {_key_id(k): v for k, v in sub.items()}
+        qargs = sub.getQArgs()
+    except Exception as exc:  # the bindings raise ValueError/HTCondorException
+        raise DefError(f"{where}: HTCondor cannot read the submit file: {exc}") from None
+    want = {_key_id(k): v for k, v in items}
+    for key in sorted(want.keys() | got.keys()):
+        if want.get(key) != got.get(key):
+            raise DefError(
+                f"{where}: the submit file would set {key} to {got.get(key)!r}, "
+                f"not {want.get(key)!r}; nothing written"
+            )
+    if qargs != queue_args:
+        raise DefError(f"{where}: the submit file would queue {qargs!r}, not {queue_args!r}")
+
+
+# --- from the recipe and the command line -------------------------------------------------
+
+
 def job_defaults(recipe_path: str) -> dict[str, Any]:
     """A recipe module's optional ``job`` mapping: defaults for ``defbuilder condor``.
 
-    A ``.def`` (or any file that is not a ``.py`` recipe script) has none.
+    A ``.def`` (or any file that is not a ``.py`` recipe script) has none. Its keys
+    must be ``CondorJob`` fields (a misspelt one is refused with its line).
     """
     if not recipe_path.endswith(".py"):
         return {}
-    from .loader import load_module
+    from .loader import check_keys, load_module
 
     job = getattr(load_module(recipe_path), "job", None)
     if job is None:
         return {}
     if not isinstance(job, dict):
         raise DefError("`job` must be a dict of CondorJob fields", file=recipe_path)
+    check_keys(recipe_path, "job", job, [f.name for f in attrs.fields(CondorJob)])
     return dict(job)
+
+
+def _recipe_line(recipe_path: str, key: str) -> int | None:
+    from . import loader
+
+    finder = getattr(loader, "_key_line", None)
+    return finder(recipe_path, "job", key) if finder else None
+
+
+def _option(field: str) -> str:
+    return "--key" if field in ("key", "extra") else "--" + field.replace("_", "-")
 
 
 def job_from(
@@ -209,40 +761,84 @@ def job_from(
       requirements; with ``default_requirements=False`` they are the only ones;
     * ``keys``: extra submit keys as ``KEY=VALUE`` (``--key``); they replace the
       recipe's ``extra``.
+
+    A bad value from the command line is reported with its option; one from the
+    recipe's ``job`` dict with the recipe's file and line.
     """
     defaults = job_defaults(recipe_path)
-    fields = dict(defaults)
-    fields.update({k: v for k, v in (options or {}).items() if v is not None})
-    given = tuple((options or {}).get("requirements") or ())
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    fields = {**defaults, **given}
+    requirements = tuple(given.get("requirements") or ())
     if not default_requirements:
-        fields["requirements"] = given
-    elif given:
+        fields["requirements"] = requirements
+    elif requirements:
         base = defaults.get("requirements", DEFAULT_REQUIREMENTS)
-        fields["requirements"] = (*_requirements(base), *given)
+        fields["requirements"] = (*_requirements(base), *requirements)
     if "image" not in fields:
         raise DefError("give the container image with --image (oras://..., osdf:///... or a .sif)")
-    extra = {}
+    extra: dict[str, str] = {}
     for item in keys:
         k, sep, v = item.partition("=")
         if not sep or not k.strip():
             raise DefError(f"--key {item!r}: expected KEY=VALUE")
+        try:
+            check_key(k.strip())
+        except JobError as exc:
+            raise DefError(f"--key {exc.value!r}: {exc.reason}") from None
         extra[k.strip()] = v.strip()
     if extra:
         fields["extra"] = extra
+        given["extra"] = extra
     try:
         return CondorJob(**fields)
+    except JobError as exc:
+        raise _located(exc, given, defaults, requirements, recipe_path) from None
     except TypeError as exc:
         raise DefError(f"bad job settings: {exc}", file=recipe_path) from None
+
+
+def _located(
+    exc: JobError,
+    given: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    cli_requirements: tuple[str, ...],
+    recipe_path: str,
+) -> DefError:
+    """``exc`` told where its value came from: an option, or the recipe's ``job`` dict."""
+    names = attrs.fields_dict(CondorJob)
+    field = exc.field if exc.field in names else "extra"
+    shown = repr(exc.value) if len(repr(exc.value)) <= 80 else repr(exc.value)[:77] + "..."
+    if field == "extra" and exc.field != "key":
+        shown = f"{exc.field}={shown}"  # the value of one extra key
+    if field == "requirements":
+        from_cli = exc.value in cli_requirements
+    else:
+        from_cli = field in given or field not in defaults
+    if from_cli:
+        return DefError(f"{_option(field)} {shown}: {exc.reason}")
+    return DefError(
+        f"job[{field!r}] {shown}: {exc.reason}",
+        file=recipe_path,
+        line=_recipe_line(recipe_path, field),
+    )
 
 
 def write_job(job: CondorJob, directory: str) -> tuple[str, str]:
     """Write ``NAME.sub`` and the executable wrapper into ``directory`` (made if missing).
 
-    Both are written atomically; the wrapper is executable. Returns their paths.
+    The submit file is first read back with the bindings (``check_submit``); both
+    files are then written by ``fileio.write_outputs`` (atomically where the paths
+    are regular files; the wrapper is executable). Returns their paths.
     """
-    os.makedirs(directory, exist_ok=True)
     sub = os.path.join(directory, f"{job.name}.sub")
     wrapper = os.path.join(directory, job.executable)
-    write_atomic(sub, job.submit())
-    write_atomic(wrapper, job.wrapper(), mode=0o755)
+    if os.path.basename(sub) == job.executable:
+        raise DefError(f"--executable {job.executable!r}: that is the submit file's name")
+    text = job.submit()
+    check_submit(text, job.items(), job.queue_args(), where=sub)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise DefError(f"cannot make the directory: {exc.strerror}", file=directory) from None
+    write_outputs([(sub, text), (wrapper, job.wrapper())], executable=[wrapper])
     return sub, wrapper

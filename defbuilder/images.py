@@ -5,19 +5,26 @@ tests put a fake on PATH. Nothing here runs at ``render`` time.
 
 * ``hash_name``: ``NAME-<first 8 hex of sha256>.sif``, as the seed does with
   ``openssl sha256 -r FILE | cut -b -8``; the file is read in 1 MiB chunks.
-* ``stage_image``: copies into a staging directory and gives the ``osdf:///`` URL;
-  OSDF caches are immutable, so an existing *different* file of the same name is
-  refused (an identical one is fine).
+* ``stage_image``: copies into a staging directory and gives the ``osdf:///`` URL.
+  Everything is checked before a byte is copied; the copy goes to a unique temp
+  file in the staging directory (removed on error, Ctrl-C or SIGTERM), is
+  fsync'ed, and is published under its name only if that name is still free
+  (``fileio.publish_copy``: a hard link or ``renameat2(RENAME_NOREPLACE)``). OSDF
+  caches are immutable, so an existing *different* file of the same name is
+  refused, an identical one is fine, and two concurrent pushes of different
+  images under one name end with exactly one of them staged, whole.
 * ``chtc_exec_argv``: the seed's CHTC-like ``apptainer exec`` line.
 * ``build_image``: ``apptainer build`` of a rendered .def, written to a hidden temp
-  file beside the recipe (``%files`` paths resolve from there) and removed after;
-  ``image_path`` names the image, ``build_arg_flags`` checks ``--build-arg``.
+  file beside the recipe (``%files`` paths resolve from there) and removed after,
+  also on Ctrl-C or SIGTERM; ``image_path`` names the image, ``build_arg_flags``
+  checks ``--build-arg``. The hash-named image never replaces another file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .errors import DefError
+from .fileio import TempFile, clobber_error, publish_copy, rename_no_clobber
 
 if TYPE_CHECKING:
     from .model import Recipe
@@ -88,33 +96,53 @@ def osdf_url(staging_path: str) -> str:
     """``/staging/<user>/x.sif`` -> ``osdf:///chtc/staging/<user>/x.sif`` (CHTC's mapping)."""
     real = os.path.abspath(staging_path)
     if not real.startswith("/staging/"):
-        raise DefError(f"{staging_path} is not under /staging/: give --osdf-prefix")
+        raise DefError(
+            f"{staging_path} is not under /staging/: give --osdf-prefix "
+            "(the osdf:/// URL of that directory)"
+        )
     return "osdf:///chtc" + real
+
+
+#: What a staged image may be called: it becomes part of a URL and of submit files.
+_STAGED_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
+_URL_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]*")
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.getsize(a) == os.path.getsize(b) and sha256_file(a) == sha256_file(b)
 
 
 def stage_image(image: str, staging_dir: str, osdf_prefix: str | None = None) -> tuple[str, str]:
     """Copy ``image`` into ``staging_dir``; return (path, osdf URL).
 
     Refuses to replace a different file of the same name (OSDF caches are
-    immutable, so a reused name would serve stale bytes).
+    immutable, so a reused name would serve stale bytes); see the module doc.
     """
+    if not os.path.isfile(image):
+        raise DefError("no such image (expected a .sif file)", file=image)
+    if not os.access(image, os.R_OK):
+        raise DefError("cannot read image: Permission denied", file=image)
+    name = os.path.basename(image)
+    if not _STAGED_NAME.fullmatch(name):
+        raise DefError(
+            f"image name {name!r}: a staged image name is letters, digits and . _ + - "
+            "(it becomes part of a URL); rename it",
+        )
     if not os.path.isdir(staging_dir):
         raise DefError("staging directory does not exist", file=staging_dir)
-    target = os.path.join(staging_dir, os.path.basename(image))
-    if os.path.exists(target):
-        if sha256_file(target) != sha256_file(image):
-            raise DefError(
-                f"{target} exists with different content; OSDF caches files as immutable, "
-                "so give the new image a new name (defbuilder hash / build --hash-name)"
-            )
-    else:
-        tmp = target + ".partial"
-        shutil.copyfile(image, tmp)
-        os.replace(tmp, target)
+    target = os.path.join(staging_dir, name)
     if osdf_prefix is not None:
-        url = osdf_prefix.rstrip("/") + "/" + os.path.basename(image)
+        if not _URL_PREFIX.fullmatch(osdf_prefix):
+            raise DefError(
+                f"--osdf-prefix {osdf_prefix!r}: expected a URL such as osdf:///chtc/staging/USER"
+            )
+        url = osdf_prefix.rstrip("/") + "/" + name
     else:
         url = osdf_url(target)
+    try:
+        publish_copy(image, target, _same_file)
+    except OSError as exc:
+        raise DefError(f"cannot stage the image: {exc.strerror}", file=target) from None
     return target, url
 
 
@@ -198,24 +226,35 @@ def build_image(
     apptainer's progress go to stderr (stdout is left for the image path). With
     ``hash_named``, a built image is renamed to ``hash_name(output)``.
     """
-    import tempfile
-
     recipe_dir = os.path.dirname(os.path.abspath(recipe_path))
-    fd, def_path = tempfile.mkstemp(prefix=".defbuilder-", suffix=".def", dir=recipe_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with TempFile(os.path.join(recipe_dir, "defbuilder"), 0o644, suffix=".def") as tmp:
+        with os.fdopen(os.dup(tmp.fd), "w", encoding="utf-8") as fh:
             fh.write(def_text)
-        argv = [binary, "build", *flags, output, def_path]
+        argv = [binary, "build", *flags, output, tmp.path]
         print("+ " + " ".join(argv), file=sys.stderr, flush=True)
         status = subprocess.run(argv, cwd=recipe_dir, stdout=sys.stderr.fileno()).returncode
-    finally:
-        os.unlink(def_path)
     if status == 0 and hash_named:
-        named = hash_name(output)
-        os.replace(output, named)
-        output = named
+        output = publish_renamed(output, hash_name(output))
     if status == 0:
         from .blocks.pixi import hand_back_locks  # the lock an unlocked pixi install solved
 
         hand_back_locks(binary, output, def_text, recipe_path)
     return status, output
+
+
+def publish_renamed(path: str, named: str) -> str:
+    """Give the image ``path`` the name ``named`` without replacing another file there.
+
+    An identical file under that name is kept (``path`` is removed); a different
+    one is refused, as in staging. Returns ``named``.
+    """
+    if os.path.abspath(path) == os.path.abspath(named):
+        return named
+    try:
+        if not rename_no_clobber(path, named):
+            if not (os.path.isfile(named) and _same_file(path, named)):
+                raise clobber_error(named)
+            os.unlink(path)
+    except OSError as exc:
+        raise DefError(f"cannot name the image: {exc.strerror}", file=named) from None
+    return named

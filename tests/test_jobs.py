@@ -25,8 +25,9 @@ UPSTREAM_IMAGE = (
     "oras://ghcr.io/uw-madison-dsi/pixi-docker-chtc:apptainer-hello-pytorch-noble-cuda-12.9"
 )
 
-# The upstream submit file, key by key (../shared/upstream-example.md, "The HTCondor
-# side"), with its requirements bug fixed: both conditions, joined with &&.
+# The upstream submit file, key by key (UW-Madison-DSI/pixi-docker-chtc, the
+# hello-PyTorch example's submit file), with its requirements bug fixed: both
+# conditions, joined with &&.
 UPSTREAM = {
     "universe": "container",
     "container_image": UPSTREAM_IMAGE,
@@ -60,6 +61,61 @@ def test_hello_pytorch_submit_matches_upstream_key_by_key(tmp_path):
     assert sub.get("executable") == "hello_pytorch.sh"
     assert sub.getQArgs() == "1"
     assert os.access(tmp_path / "hello_pytorch.sh", os.X_OK)
+
+
+def test_docs_list_every_option_from_the_field_metadata():
+    from defbuilder.condor import options_markdown
+
+    page = (ROOT / "docs" / "chtc.md").read_text()
+    start = page.index("<!-- condor-options:")
+    table = page[page.index("\n", start) + 1 : page.index("<!-- end of condor-options -->")]
+    assert table == options_markdown()
+
+
+def test_every_condor_option_says_what_it_is(tmp_path):
+    """--help: format, default and an example for each option, from CondorJob's metadata."""
+    import argparse
+
+    import attrs
+
+    from defbuilder.cli import build_parser
+
+    condor = next(
+        a for a in build_parser("condor")._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["condor"]
+    helps = {a.dest: a.help or "" for a in condor._actions}
+    for field in attrs.fields(CondorJob):
+        if field.name == "extra":
+            continue
+        text = helps["job_" + field.name]
+        assert field.metadata["help"].replace("%", "%%") in text
+        assert "(default: " in text and text.strip().lower() != field.name.replace("_", " ")
+        assert "e.g." in text or field.type == "bool", field.name
+    for dest in ("recipe", "output", "key", "no_default_requirements"):
+        assert len(helps[dest]) > 20, dest
+    assert "osdf:///" in helps["job_image"] and "oras://" in helps["job_image"]
+    assert ".sif" in helps["job_image"] and "MiB" in helps["job_request_memory"]
+    assert "KiB" in helps["job_request_disk"]
+
+
+@pytest.mark.parametrize("command", ["build", "hash", "push", "mimic-chtc"])
+def test_image_commands_explain_themselves(command):
+    import argparse
+
+    from defbuilder.cli import build_parser
+
+    sub = next(
+        a for a in build_parser(command)._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices[command]
+    assert sub.description and len(sub.description) > 60
+    for action in sub._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and len(action.help) > 15, (command, action.dest)
+        assert action.help.lower() != action.dest.replace("_", " "), (command, action.dest)
+    if command == "build":
+        (set_,) = [a for a in sub._actions if a.dest == "set"]
+        assert "e.g. --set" in set_.help
 
 
 def test_upstream_bug_is_real_and_fixed():
@@ -124,8 +180,8 @@ def test_every_key_settable_from_cli(tmp_path):
     ("kw", "message"),
     [
         ({"image": "ubuntu:24.04"}, "use oras://"),
-        ({"image": "x.sif", "gpu_job_length": "forever"}, "GPUJobLength"),
-        ({"image": "x.sif", "requirements": ["(A)\n(B)"]}, "newline"),
+        ({"image": "x.sif", "gpu_job_length": "forever"}, "expected short, medium, long"),
+        ({"image": "x.sif", "requirements": ["(A)\n(B)"]}, r"control character \(U\+000A\)"),
     ],
 )
 def test_bad_jobs(kw, message):
@@ -173,7 +229,7 @@ def test_job_from_layers_defaults_then_recipe_then_options(tmp_path):
     [
         ("", {}, (), "give the container image with --image"),
         ("job = ['x']\n", {"image": "x.sif"}, (), "`job` must be a dict"),
-        ("job = {'gpus': 1}\n", {"image": "x.sif"}, (), "bad job settings"),
+        ("job = {'gpus': 1}\n", {"image": "x.sif"}, (), "`job` has no key 'gpus'"),
         ("", {"image": "x.sif"}, ["novalue"], "--key 'novalue': expected KEY=VALUE"),
         ("", {"image": "x.sif"}, ["=v"], "expected KEY=VALUE"),
     ],
