@@ -197,7 +197,7 @@ def test_add_url_and_archive_become_post_steps():
         ("FROM ubuntu:24.04\nRUNN echo\n", 2, "unknown instruction 'RUNN'"),
         ("RUN echo\nFROM ubuntu:24.04\n", 1, "RUN before the first FROM"),
         ("FROM ubuntu:24.04\nCOPY onlyone\n", 2, "needs a source and a destination"),
-        ("FROM ubuntu:24.04 AS a\nFROM a\n", 2, "building on an earlier stage"),
+        ("FROM ubuntu:24.04\nCOPY it's.txt /x/\n", 2, "matching single-quote"),
         ("FROM ubuntu:24.04\nSHELL /bin/bash -c\n", 2, "SHELL needs the JSON form"),
     ],
 )
