@@ -33,6 +33,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import keyword
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
@@ -151,6 +152,48 @@ def _public_module(obj: Any) -> str:
     return str(obj.__module__)
 
 
+_EXPORT = re.compile(r"export ([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+_QUOTED = re.compile(r"'([^']*)'|\\'|([A-Za-z0-9_@+=:,./-]+)")
+
+
+def _sh_value(word: str) -> str | None:
+    """The value of a word written the way ``render.sh_quote`` writes one: bare safe
+    characters, ``'...'`` and ``\\'``; ``None`` for anything else."""
+    out, pos = [], 0
+    while pos < len(word):
+        m = _QUOTED.match(word, pos)
+        if m is None:
+            return None
+        out.append(m.group(1) if m.group(1) is not None else m.group(2) or "'")
+        pos = m.end()
+    return "".join(out)
+
+
+def _as_exports(item: Export | Script) -> list[Export | Script]:
+    """A plain ``%environment`` script of ``export NAME=value`` lines as ``Export``
+    values, when each line is exactly what ``render.export_line`` writes for it (so
+    the script renders the same bytes); otherwise the script as it is.
+
+    >>> _as_exports(Script("export A=1\\nexport B='x y'"))
+    [Export(name='A', value='1'), Export(name='B', value='x y')]
+    """
+    from .render import export_line
+
+    if isinstance(item, Export) or item.shell is not None or item.args:
+        return [item]
+    exports: list[Export | Script] = []
+    for line in item.body.split("\n"):
+        m = _EXPORT.fullmatch(line)
+        value = _sh_value(m.group(2)) if m else None
+        if m is None or value is None:
+            return [item]
+        export = Export(m.group(1), value)
+        if export_line(export) != line:
+            return [item]
+        exports.append(export)
+    return exports or [item]
+
+
 def _safe_triple(text: str) -> bool:
     return '"""' not in text and all(c in "\n\t" or c.isprintable() for c in text)
 
@@ -267,6 +310,7 @@ class _Writer:
         return f"{self.ref(Files)}([{entries}]{extra})"
 
     def env(self, env: Environment, indent: str | None = None) -> str:
+        env = Environment([e for item in env.items for e in _as_exports(item)])
         if all(isinstance(i, Export) for i in env.items):
             return (
                 "{"
