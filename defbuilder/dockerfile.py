@@ -1359,6 +1359,18 @@ class _Converter:
             "keeps one per stage, so this use is fixed to that value",
         )
 
+    def shtext(self, text: str, stage: _Stage) -> str:
+        """``.def`` text written by ``static`` (build arguments as ``{{ NAME }}``) as one
+        sh word."""
+        parts: list[_Part] = []
+        for k, piece in enumerate(re.split(r"\{\{ (\w+) \}\}", text)):
+            arg = stage.args.get(piece) if k % 2 else None
+            if k % 2 and arg is not None:
+                parts.append(_Arg(piece, arg.default))
+            else:
+                parts.append(piece if k % 2 == 0 else "{{ " + piece + " }}")
+        return self.sh(_norm(parts), stage)
+
     def sh(self, word: Word, stage: _Stage) -> str:
         """A word as one sh word in %post/%environment; its build arguments declared."""
         parts: list[_Part] = []
@@ -1526,6 +1538,11 @@ class _Converter:
             raise self.error(
                 f"FROM {written}: the image name uses Docker's platform ARGs, which "
                 "Apptainer cannot give a header; write the image name out"
+            )
+        if re.search(r"(^|/)(windows|nanoserver|servercore)(/|:|$)", _flat(value)):
+            self.warn(
+                self.line,
+                f"FROM {written}: a Windows image; Apptainer runs Linux images only",
             )
         if _literal(value) == "scratch":
             header = Header("scratch", origin=here)
@@ -1822,7 +1839,7 @@ class _Converter:
 
         chmod, chown = one("chmod"), one("chown")
         checksum = one("checksum") if ins.cmd == "add" else ""
-        for key in ("exclude", "parents", "keep-git-dir"):
+        for key in ("exclude", "parents"):
             if key in flags and flags[key] != ["false"]:
                 self.warn(ins.start, f"{what} --{key}: not kept; Apptainer copies whole paths")
         if flags.get("unpack") == ["true"]:
@@ -1834,18 +1851,27 @@ class _Converter:
         dst = self.resolve_dest(dest, stage)
         if multiple and not dst.endswith("/"):
             dst += "/"
-        if stage.ran and source is None and any("<<" not in s for s in raw_sources):
-            self.warn(
-                ins.start,
-                f"{what} after a RUN: Apptainer copies all %files before %post runs, so "
-                "this file is in place earlier than in Docker",
-            )
+        reported = False
+
+        def early() -> None:  # a local file is copied before %post runs
+            nonlocal reported
+            if stage.ran and source is None and not reported:
+                reported = True
+                self.warn(
+                    ins.start,
+                    f"{what} after a RUN: Apptainer copies all %files before %post runs, "
+                    "so this file is in place earlier than in Docker",
+                )
 
         def fix_up(target: str) -> None:
             if chmod:
-                stage.post.append(f"chmod -R {sh_quote(chmod)} {sh_quote(target)}")
+                stage.post.append(
+                    f"chmod -R {self.shtext(chmod, stage)} {self.shtext(target, stage)}"
+                )
             if chown:
-                stage.post.append(f"chown -R {sh_quote(chown)} {sh_quote(target)}")
+                stage.post.append(
+                    f"chown -R {self.shtext(chown, stage)} {self.shtext(target, stage)}"
+                )
 
         for raw in raw_sources:
             doc = _parse_heredoc(raw) if "<<" in raw else None
@@ -1857,16 +1883,16 @@ class _Converter:
             if not src:
                 raise self.error(f"{what}: empty source path")
             target = dst + posixpath.basename(src.rstrip("/")) if dst.endswith("/") else dst
-            if ins.cmd == "add" and source is None and re.match(r"(https?|git)://|git@", src):
+            if ins.cmd == "add" and source is None and re.match(r"(https?|git|ssh)://|git@", src):
                 if src.startswith(("git://", "git@")) or re.search(r"\.git(#.*)?$", src):
-                    raise self.error(
-                        f"ADD {src}: adding a git repository has no Apptainer equivalent; "
-                        "clone it in a RUN"
-                    )
+                    self.add_git(raw, src, dst, flags.get("keep-git-dir") == ["true"], stage)
+                    fix_up(dst)
+                    continue
                 self.add_url(src, dst, checksum, stage)
                 fix_up(dst + posixpath.basename(src) if dst.endswith("/") else dst)
                 continue
             if ins.cmd == "add" and source is None and _ARCHIVE.search(src):
+                early()
                 tmp = "/tmp/defbuilder-add/" + posixpath.basename(src)
                 self.warn(
                     ins.start,
@@ -1874,8 +1900,8 @@ class _Converter:
                 )
                 stage.files.append((None, FileEntry(src.lstrip("/") or ".", tmp, origin=here)))
                 stage.post.append(
-                    f"mkdir -p {sh_quote(dst)} && tar -xf {sh_quote(tmp)} "
-                    f"-C {sh_quote(dst)} && rm -f {sh_quote(tmp)}"
+                    f"mkdir -p {self.shtext(dst, stage)} && tar -xf {sh_quote(tmp)} "
+                    f"-C {self.shtext(dst, stage)} && rm -f {sh_quote(tmp)}"
                 )
                 fix_up(dst)
                 continue
@@ -1884,6 +1910,7 @@ class _Converter:
                 src = src.lstrip("/") or "."
                 if src.endswith("/") and src != "./":
                     src += "."  # cp -r dir/. copies the contents, as Docker does
+            early()
             stage.files.append((source, FileEntry(src, dst, origin=here)))
             fix_up(target)
 
@@ -1906,9 +1933,27 @@ class _Converter:
             word = (data,)
         folder = posixpath.dirname(target) or "/"
         stage.post.append(
-            f"mkdir -p {sh_quote(folder)} && "
-            f"printf '%s' {self.sh(word, stage)} > {sh_quote(target)}"
+            f"mkdir -p {self.shtext(folder, stage)} && "
+            f"printf '%s' {self.sh(word, stage)} > {self.shtext(target, stage)}"
         )
+
+    def add_git(self, raw: str, src: str, dst: str, keep: bool, stage: _Stage) -> None:
+        """``ADD <git URL>#ref:subdir DIR``: the repository's files at ``ref`` (without
+        ``.git`` unless ``--keep-git-dir``), cloned in %post."""
+        url, _, fragment = src.partition("#")
+        ref, _, sub = fragment.partition(":")
+        tmp = f"/tmp/defbuilder-git-{self.line}"
+        self.warn(self.line, f"ADD {raw}: cloned in %post with git; the image needs git")
+        steps = [f"rm -rf {tmp}", f"git clone -q {self.shtext(url, stage)} {tmp}"]
+        if ref:
+            steps.append(f"git -C {tmp} checkout -q {self.shtext(ref, stage)}")
+        if not keep:
+            steps.append(f"rm -rf {tmp}/.git")
+        folder = self.shtext(dst.rstrip("/") or "/", stage)
+        copy_from = tmp + ("/" + sub.strip("/") if sub.strip("/") else "")
+        steps += [f"mkdir -p {folder}", f"cp -a {self.shtext(copy_from, stage)}/. {folder}"]
+        steps.append(f"rm -rf {tmp}")
+        stage.post.append(" && ".join(steps) + " || exit 1")
 
     def add_url(self, src: str, dst: str, checksum: str, stage: _Stage) -> None:
         target = dst if not dst.endswith("/") else dst + posixpath.basename(src)
@@ -1917,14 +1962,16 @@ class _Converter:
             f"ADD {src}: downloaded in %post with curl (Apptainer %files only copies "
             "local files); the image needs curl" + ("" if checksum else "; pin a checksum"),
         )
-        stage.post.append(f"mkdir -p {sh_quote(posixpath.dirname(target) or '/')}")
-        stage.post.append(f"curl -fsSL -o {sh_quote(target)} {sh_quote(src)}")
+        folder = posixpath.dirname(target) or "/"
+        stage.post.append(f"mkdir -p {self.shtext(folder, stage)}")
+        stage.post.append(f"curl -fsSL -o {self.shtext(target, stage)} {self.shtext(src, stage)}")
         if checksum:
             algo, _, digest = checksum.partition(":")
             if algo not in ("sha256", "sha384", "sha512") or not digest:
                 raise self.error(f"ADD --checksum={checksum}: expected sha256:HEX")
             stage.post.append(
-                f"echo {sh_quote(digest + '  ' + target)} | {algo}sum -c - >/dev/null || exit 1"
+                f"echo {self.shtext(digest + '  ' + target, stage)} | {algo}sum -c - "
+                ">/dev/null || exit 1"
             )
 
     # -- the recipe --------------------------------------------------------------------
