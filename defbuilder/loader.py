@@ -209,6 +209,9 @@ def convert_param(text: str, annotation: Any) -> Any:
     Traceback (most recent call last):
     ...
     defbuilder.loader.ChoiceError: expected one of: cuda, pixi
+    >>> prune = bool | Literal["strict"]
+    >>> convert_param("strict", prune), convert_param("no", prune)
+    ('strict', False)
     """
     if annotation in (None, Any, str, "str"):
         return text
@@ -225,6 +228,15 @@ def convert_param(text: str, annotation: Any) -> Any:
             return None
         if len(rest) == 1:
             return convert_param(text, rest[0])
+    if args and _is_union(annotation):  # X | Y: the first member that takes the text
+        for member in args:
+            if member is type(None):
+                continue
+            try:
+                return convert_param(text, member)
+            except (ValueError, TypeError):
+                continue
+        raise ChoiceError("expected " + " or ".join(_describe(a) for a in args))
     if isinstance(annotation, type):
         module = annotation.__module__
         if module.startswith("packaging"):
@@ -300,6 +312,24 @@ def _is_literal(annotation: Any) -> bool:
     import typing
 
     return typing.get_origin(annotation) is typing.Literal
+
+
+def _is_union(annotation: Any) -> bool:
+    import types
+    import typing
+
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _describe(annotation: Any) -> str:
+    """``bool`` -> "true/false"; ``Literal["a", "b"]`` -> "a, b"; else the type's name."""
+    if annotation is bool:
+        return "true/false"
+    if _is_literal(annotation):
+        return ", ".join(str(c) for c in annotation.__args__)
+    if annotation is type(None):
+        return "none"
+    return str(getattr(annotation, "__name__", annotation))
 
 
 def _choice(text: str, choices: tuple[Any, ...]) -> Any:
