@@ -1313,10 +1313,16 @@ class _Converter:
             if shell and _SHELL_NAME.match(name) and bare in ("", "-", "+", "?"):
                 return (_Var(name, op, word),)
             if _SHELL_NAME.match(name) and stage is not None:
+                where = (
+                    "in this stage (an ARG before the first FROM must be declared again "
+                    "with ARG in the stage)"
+                    if name in self.global_words and name not in _PLATFORM_ARGS
+                    else "in this Dockerfile"
+                )
                 self.warn(
                     self.line,
-                    f"{what}: ${name} is not set in this Dockerfile; Docker would use the "
-                    "base image's value, if it sets one; taken as unset",
+                    f"{what}: ${name} is not set {where}; Docker would use the base "
+                    "image's value, if it sets one; taken as unset",
                 )
             if bare == "?":
                 raise _LexError(f"{name}: {_flat(word) or 'is not allowed to be unset'}")
@@ -1772,9 +1778,19 @@ class _Converter:
 
     # -- COPY and ADD ------------------------------------------------------------------
 
+    def defaults(self, text: str, stage: _Stage) -> str:
+        """.def text with each build argument at its default."""
+        return re.sub(
+            r"\{\{ (\w+) \}\}",
+            lambda m: (
+                stage.args[m.group(1)].default or "" if m.group(1) in stage.args else m.group(0)
+            ),
+            text,
+        )
+
     def resolve_dest(self, dest: str, stage: _Stage) -> str:
         dir_like = dest.endswith("/") or dest in (".", "./")
-        if not dest.startswith("/"):
+        if not self.defaults(dest, stage).startswith("/"):
             base = self.static(stage.workdir or ("/",), stage, "WORKDIR")
             dest = posixpath.normpath(posixpath.join(base, dest))
             if dir_like:
@@ -1882,7 +1898,8 @@ class _Converter:
             src = self.static(self.expand(raw, stage, shell=False, what=what), stage, what)
             if not src:
                 raise self.error(f"{what}: empty source path")
-            target = dst + posixpath.basename(src.rstrip("/")) if dst.endswith("/") else dst
+            contents = src.endswith("/") or posixpath.basename(src) in (".", "")
+            target = dst + posixpath.basename(src) if dst.endswith("/") and not contents else dst
             if ins.cmd == "add" and source is None and re.match(r"(https?|git|ssh)://|git@", src):
                 if src.startswith(("git://", "git@")) or re.search(r"\.git(#.*)?$", src):
                     self.add_git(raw, src, dst, flags.get("keep-git-dir") == ["true"], stage)
@@ -2103,8 +2120,7 @@ class _Converter:
 
 def _join(base: Word | None, path: Word) -> Word:
     """``path`` against the working directory ``base`` (Docker cleans the result)."""
-    first = path[0] if path else ""
-    if not (isinstance(first, str) and first.startswith("/")):
+    if not (_with_defaults(path) or "").startswith("/"):
         path = _norm([*(base or ("/",)), "/", *path])
     text = _literal(path)
     if text is not None:
