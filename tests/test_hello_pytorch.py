@@ -77,6 +77,77 @@ def test_cuda_release_nvidia_does_not_publish_is_refused():
     assert "its CUDA variants for noble: 12.9.1, 13.0.0" in refused("cuda=12.8", "base=pixi")
 
 
+def copy_recipe(tmp_path: Path) -> Path:
+    """The recipe directory as a user has it, without a pixi.lock (as in this repo)."""
+    dst = tmp_path / "hello_pytorch"
+    shutil.copytree(
+        RECIPE.parent, dst, ignore=shutil.ignore_patterns("__pycache__", "*.def", "pixi.lock")
+    )
+    return dst
+
+
+def test_without_a_lock_it_renders_unlocked_and_warns_with_one_locked(tmp_path):
+    recipe = copy_recipe(tmp_path) / "recipe.py"
+    out = run_cli("render", str(recipe))
+    assert out.returncode == 0, out.stderr
+    assert "PixiLockWarning: no lock file" in out.stderr
+    assert f"{tmp_path}/hello_pytorch/pixi.lock" in out.stderr  # the missing file, named
+    build, final = split_stages(out.stdout)
+    assert "pixi install --manifest-path /app/pixi.toml --environment gpu\n" in out.stdout
+    assert "--locked" not in build.section("post").body
+    assert "pixi.lock" not in build.section("files").body
+    assert "/app/pixi.lock" in final.section("files").body.split()  # kept for hand-back
+    (recipe.parent / "pixi.lock").write_text("version: 6\n")
+    out = run_cli("render", str(recipe))
+    assert out.returncode == 0 and "Warning" not in out.stderr, out.stderr
+    build, final = split_stages(out.stdout)
+    assert "--environment gpu --locked" in build.section("post").body
+    assert build.section("files").body.split()[-2:] == ["pixi.lock", "/app/pixi.lock"]
+    assert "/app/pixi.lock" not in final.section("files").body.split()
+
+
+def test_isolated_from_the_host_and_pinned():
+    text = rendered()
+    assert "export PYTHONNOUSERSITE=1" in text  # the host's ~/.local cannot shadow torch
+    assert f"From: ghcr.io/prefix-dev/pixi:{PIXI_VERSION}-noble\n" in text  # not `noble`
+    assert "From: ghcr.io/prefix-dev/pixi:noble\n" not in text
+
+
+def test_manifest_lists_aarch64_in_the_rich_platform_form():
+    import tomllib
+
+    manifest = tomllib.loads((RECIPE.parent / "pixi.toml").read_text())
+    platforms = manifest["workspace"]["platforms"]
+    assert {"platform": "linux-64", "cuda": "12"} in platforms
+    assert {"platform": "linux-aarch64", "cuda": "12"} in platforms  # GH200 nodes
+    assert "system-requirements" not in manifest  # deprecated since pixi 0.71
+    assert tuple(int(p) for p in PIXI_VERSION.split(".")) >= (0, 71)  # reads that form
+
+
+def test_prune_changes_the_build_stage_only():
+    on, off = split_stages(rendered()), split_stages(rendered("prune=false"))
+    strict = split_stages(rendered("prune=strict"))
+    assert "-name '*.a'" in on[0].section("post").body
+    assert "du -sh" in on[0].section("post").body
+    assert "-name '*.a'" not in off[0].section("post").body
+    assert "/include" in strict[0].section("post").body
+    assert "/include" not in on[0].section("post").body
+    assert render_final(on) == render_final(off) == render_final(strict)
+
+
+def render_final(stages) -> str:
+    return "\n".join(f"{s.name}:{s.args}:{s.body}" for s in stages[1].sections)
+
+
+def test_the_rendered_flagship_passes_lint_when_its_bases_are_pinned(tmp_path):
+    digest = "sha256:" + "0" * 64  # a placeholder: the test is about the rule, not the image
+    text = rendered(f"build_digest={digest}", f"final_digest={digest}")
+    path = tmp_path / "app.def"
+    path.write_text(text)
+    out = run_cli("lint", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 # --- the four flaws of the upstream example ------------------------------------------
 
 

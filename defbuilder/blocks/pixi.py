@@ -221,6 +221,12 @@ def _prune(value: object) -> bool | Literal["strict"]:
     raise DefError(f"prune must be True, False or 'strict', not {value!r}")
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def _recipe_dir() -> str:
     """The recipe's directory: that of the outermost user code that ``defbuilder.loader``
     runs (the recipe file, even when a helper module builds the environment), or, when
@@ -337,11 +343,11 @@ class PixiEnvironment:
         where = caller_origin()
         missing = os.path.join(_recipe_dir(), self.lock)
         warnings.warn_explicit(
-            f"no lock file {os.path.relpath(missing)}: the build stage installs unlocked "
+            f"no lock file {_shown(missing)}: the build stage installs unlocked "
             f"(pixi solves the environment); `defbuilder build` copies the solved lock "
             f"back beside {self.manifest}; commit it",
             PixiLockWarning,
-            where.file or "<recipe>",
+            _shown(where.file) if where.file else "<recipe>",
             where.line or 0,
         )
 

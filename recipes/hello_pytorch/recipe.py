@@ -1,9 +1,11 @@
 """Hello PyTorch: a pixi environment with CUDA PyTorch, and an embedded GPU check.
 
-Two stages. ``build`` (ghcr.io/prefix-dev/pixi) installs the ``gpu`` environment
-from pixi.lock with ``--locked`` and writes a static POSIX activation file;
-``final`` (nvidia/cuda base by default) receives only the environment, the
-activation file and the entrypoint, so the pixi package cache stays behind.
+Two stages. ``build`` (ghcr.io/prefix-dev/pixi at a pinned version) installs the
+``gpu`` environment from pixi.lock with ``--locked`` (without a pixi.lock it solves,
+warns, and ``defbuilder build`` hands the solved lock back), prunes what a run-time
+image does not need, and writes a static POSIX activation file; ``final``
+(nvidia/cuda base by default) receives only the environment, the activation file
+and the entrypoint, so the pixi package cache stays behind.
 
 * ``apptainer run app.sif``           runs gpu_check.py (the default command)
 * ``apptainer run app.sif python x``  runs ``python x`` in the environment
@@ -11,14 +13,15 @@ activation file and the entrypoint, so the pixi package cache stays behind.
 * ``apptainer test app.sif``          runs the GPU check (passes on a CPU-only host)
 * ``apptainer run --app gpu-check app.sif --json --require-gpu``
 
-Render: ``defbuilder render recipes/hello_pytorch/recipe.py > app.def``
-(build from this directory so the %files paths resolve).
+Render: ``defbuilder render recipes/hello_pytorch/recipe.py -o recipes/hello_pytorch/app.def``
+(build from this directory so the %files paths resolve), or ``defbuilder build``.
 """
 
 from typing import Literal
 
 from defbuilder import App, DefError, Files, Recipe, Script, Stage
 from defbuilder.blocks import Entrypoint, PixiEnvironment, cuda_base, pixi_base
+from defbuilder.blocks.bases import PIXI_VERSION
 
 CHECK = "/app/gpu_check.py"
 
@@ -31,6 +34,10 @@ job = {
     "activate": "/app/activate.sh",
     "gpu_check": ["python", CHECK, "--require-gpu"],
     "job_duration_category": "Medium",
+    # conda-forge's pytorch-gpu pulls cuDNN 9.x; from 9.11 cuDNN has no device code
+    # below compute capability 7.5 (NVIDIA's cuDNN 9.11.0 release notes), so ask
+    # HTCondor for Turing or newer GPUs.
+    "gpus_minimum_capability": "7.5",
 }
 
 
@@ -40,22 +47,37 @@ def recipe(
     base: Literal["cuda", "pixi"] = "cuda",
     os: Literal["noble", "jammy", "focal"] = "noble",
     require_gpu_in_test: bool = False,
+    pixi_version: str = PIXI_VERSION,
+    prune: bool | Literal["strict"] = True,
+    keep_pixi: bool = False,
+    build_digest: str | None = None,
+    final_digest: str | None = None,
 ) -> Recipe:
     """``base``: ``cuda`` (nvidia/cuda:<cuda>-base-<os>) or ``pixi``
-    (ghcr.io/prefix-dev/pixi:<version>-<os>-cuda-<cuda>); ``cuda`` must be a release
-    that image's publisher builds for ``os`` (checked, with the nearest ones)."""
+    (ghcr.io/prefix-dev/pixi:<pixi_version>-<os>-cuda-<cuda>); ``cuda`` must be a
+    release that image's publisher builds for ``os`` (checked, with the nearest ones).
+    ``prune``: drop static libraries and docs from the environment (``strict``: also
+    headers, which torch.compile needs). ``keep_pixi``: ``pixi run`` works in the image.
+    ``build_digest``/``final_digest``: ``sha256:...`` of the two base images, for teams
+    whose policy requires digests (``require-digest``); see README.md."""
     if base not in ("cuda", "pixi"):
         raise DefError(f"base must be 'cuda' or 'pixi', not {base!r}")
-    final_base = cuda_base(cuda, os=os) if base == "cuda" else pixi_base(os, cuda=cuda)
+    if base == "cuda":
+        final_base = cuda_base(cuda, os=os, digest=final_digest)
+    else:
+        final_base = pixi_base(os, version=pixi_version, cuda=cuda, digest=final_digest)
     pixi = PixiEnvironment(
         manifest="pixi.toml",
-        lock="pixi.lock",
+        lock="pixi.lock",  # beside this file; without it the build solves and warns
         environment=environment,
         workdir="/app",
         cuda=final_base,
+        prune=prune,
+        keep_pixi=keep_pixi,
     )
 
-    build = Stage(pixi_base(os).header(stage="build")) + pixi.build()
+    build_base = pixi_base(os, version=pixi_version, digest=build_digest)
+    build = Stage(build_base.header(stage="build")) + pixi.build()
 
     test_cmd = f"exec python {CHECK}" + (" --require-gpu" if require_gpu_in_test else "")
     final = (
@@ -72,7 +94,8 @@ def recipe(
                   apptainer run --nv app.sif            # GPU check (default command)
                   apptainer run --nv app.sif python -V  # any command, env active
                   apptainer run --nv --app gpu-check app.sif --json --require-gpu
-                Exit codes of the check: 0 ok, 3 no GPU (with --require-gpu), 4 mismatch.
+                Exit codes of the check: 0 ok, 3 no GPU (with --require-gpu), 4 mismatch,
+                5 a GPU is there but unusable (the reasons are printed).
                 CUDA {final_base.cuda}, pixi environment '{environment}' at {pixi.prefix}.
             """,
             apps=[
