@@ -40,9 +40,9 @@ def _user_frame(exc: BaseException, path: str) -> int | None:
 
 def _def_file_error(path: str) -> DefError:
     """A .def handed where a recipe script belongs: say so and what to run instead."""
-    import shlex
+    from .render import sh_quote
 
-    quoted = shlex.quote(path)
+    quoted = sh_quote(path)
     return DefError(
         "this is an Apptainer definition file, not a recipe script (a .py file defining "
         f"`recipe`); `defbuilder parse {quoted}` turns it into one, "
