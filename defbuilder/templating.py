@@ -1,4 +1,8 @@
-"""Jinja2 for defbuilder's own shell-script templates (``defbuilder/templates/``).
+"""Jinja2 for defbuilder's own shell-script templates (``defbuilder/templates/*.j2``).
+
+Used off the render path only (the HTCondor job wrapper): the blocks build their
+shell text in Python with ``render.sh_quote``, so rendering a recipe never imports
+jinja2 (bench/render_latency.py).
 
 Never used on user text or on a whole .def: Apptainer's ``{{ NAME }}`` build-arg
 placeholders must pass through untouched, so our templates use other delimiters

@@ -19,7 +19,8 @@ shadow the environment's packages (``user_site=True`` opts out); and, only where
 caches pip, uv, pixi and torch write (docs/blocks.md says why not always).
 
 Lock files. ``lock`` is a host path; a relative one resolves against the recipe's
-directory, as ``apptainer build`` (and ``defbuilder build``) resolve ``%files``. When
+directory (``defbuilder render/build/lint``; the working directory for a script run
+on its own), as ``apptainer build`` under ``defbuilder build`` resolves ``%files``. When
 it exists at render time the install is ``--locked`` (``lock_mode="frozen"``:
 ``--frozen``). When it does not (or ``lock=None``), the install solves the
 environment (no ``--locked``), a ``PixiLockWarning`` names the missing file, the
@@ -228,10 +229,11 @@ def _shown(path: str) -> str:
 
 
 def _recipe_dir() -> str:
-    """The recipe's directory: that of the outermost user code that ``defbuilder.loader``
-    runs (the recipe file, even when a helper module builds the environment), or, when
-    no loader is on the stack (a plain Python script), of the outermost user code;
-    else the working directory."""
+    """Where relative host paths resolve: the directory of the recipe that
+    ``defbuilder.loader`` is running (the outermost user code below it, so a helper
+    module that builds the environment does not count), as ``defbuilder build`` runs
+    ``apptainer build`` there; without the loader (a script of your own), the working
+    directory, where ``apptainer build`` of its output would resolve ``%files``."""
     from .. import loader
 
     loader_file = os.path.abspath(loader.__file__)
@@ -239,12 +241,13 @@ def _recipe_dir() -> str:
     found = None
     while frame is not None:
         filename = frame.f_code.co_filename
-        if found is not None and os.path.abspath(filename) == loader_file:
-            break
-        if is_user_file(filename):
+        if os.path.abspath(filename) == loader_file:
+            if found is not None:
+                return os.path.dirname(os.path.abspath(found))
+        elif is_user_file(filename):
             found = filename
         frame = frame.f_back  # type: ignore[assignment]
-    return os.path.dirname(os.path.abspath(found)) if found else os.getcwd()
+    return os.getcwd()
 
 
 @attrs.frozen
