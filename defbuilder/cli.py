@@ -303,7 +303,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks for user errors as well"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="one of:")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="the command, one of:")
     sub.required = True
 
     render = sub.add_parser(
@@ -316,6 +316,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     render.add_argument(
         "recipe",
+        metavar="RECIPE",
         help="recipe script: a .py file defining `recipe`, a Recipe or Stage or a "
         "function returning one (e.g. recipes/hello_pytorch/recipe.py)",
     )
