@@ -111,9 +111,17 @@ def _check(exe: str, text: str, shell: str, tmp_path, name: str) -> None:
     assert res.returncode == 0, res.stdout
 
 
-def test_generated_sections_pass_shellcheck_as_posix_sh(tmp_path):
+@pytest.mark.parametrize(
+    "sets",
+    [(), ("keep_pixi=true", "prune=strict", "base=pixi"), ("prune=false", "os=jammy")],
+    ids=["default", "keep-strict-pixi", "unpruned-jammy"],
+)
+def test_generated_sections_pass_shellcheck_as_posix_sh(tmp_path, sets):
     exe = _shellcheck()
-    text = run_cli("render", str(ROOT / "recipes" / "hello_pytorch" / "recipe.py")).stdout
+    args = [a for s in sets for a in ("--set", s)]
+    out = run_cli("render", str(ROOT / "recipes" / "hello_pytorch" / "recipe.py"), *args)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
     for i, stage in enumerate(split_stages(text)):
         for sec in stage.sections:
             if sec.name in (

