@@ -42,7 +42,7 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="defbuilder-bench-"))
     base = cuda_base("12.9")
-    pixi = PixiEnvironment(environment="gpu", cuda=base)
+    pixi = PixiEnvironment(environment="gpu", cuda=base, lock=None)  # the fake solves
     text = render(
         Recipe(
             [
