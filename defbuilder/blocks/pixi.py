@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PixiEnvironment",
     "PixiLockWarning",
+    "find_unlocked_installs",
     "hand_back_locks",
     "prune_script",
     "static_activation",
@@ -462,34 +463,55 @@ class PixiEnvironment:
         )
 
 
+def find_unlocked_installs(script: str) -> list[tuple[int, str | None]]:
+    """Each ``pixi install`` in a shell script that neither ``--locked``/``--frozen`` nor
+    ``PIXI_LOCKED``/``PIXI_FROZEN`` (set before it, or on its line) constrains: it
+    solves and writes the lock. (0-based line, its ``--manifest-path`` or None.)
+    For lint rules and policies as well as ``hand_back_locks``.
+
+    >>> find_unlocked_installs("cd /app\\npixi install -e gpu\\nPIXI_FROZEN=1 pixi install")
+    [(1, None)]
+    """
+    import shlex
+
+    found: list[tuple[int, str | None]] = []
+    constrained = False
+    for n, line in enumerate(script.splitlines()):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        if words[:1] == ["export"]:
+            words = words[1:]
+        assigned = []
+        while words and "=" in words[0] and words[0].split("=", 1)[0].isidentifier():
+            assigned.append(words.pop(0).split("=", 1))
+        env = {k for k, v in assigned if k in ("PIXI_LOCKED", "PIXI_FROZEN") and v}
+        if not words:  # plain assignments (with or without export) last for the script
+            constrained = constrained or bool(env)
+            continue
+        if words[:2] != ["pixi", "install"]:
+            continue
+        if constrained or env or {"--locked", "--frozen"} & set(words):
+            continue
+        manifest = None
+        for flag in ("--manifest-path", "-m"):
+            if flag in words[:-1]:
+                manifest = words[words.index(flag) + 1]
+        found.append((n, manifest))
+    return found
+
+
 def unlocked_installs(post: str) -> list[str]:
-    """The ``--manifest-path`` of each ``pixi install`` in a ``%post`` body that neither
-    ``--locked`` nor ``--frozen`` constrains (it solves, and writes the lock).
+    """The ``--manifest-path`` of each unlocked ``pixi install`` in a ``%post`` body
+    (see ``find_unlocked_installs``) that names one.
 
     >>> unlocked_installs("cd /app\\npixi install --manifest-path /app/pixi.toml -e gpu")
     ['/app/pixi.toml']
     >>> unlocked_installs("pixi install --manifest-path /app/pixi.toml --locked")
     []
     """
-    import shlex
-
-    found = []
-    for line in post.splitlines():
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:
-            continue
-        if words[:2] != ["pixi", "install"]:
-            continue
-        if {"--locked", "--frozen"} & set(words):
-            continue
-        manifest = None
-        for flag in ("--manifest-path", "-m"):
-            if flag in words[:-1]:
-                manifest = words[words.index(flag) + 1]
-        if manifest is not None:
-            found.append(manifest)
-    return found
+    return [m for _n, m in find_unlocked_installs(post) if m is not None]
 
 
 def _create(path: str, data: bytes) -> bool:
