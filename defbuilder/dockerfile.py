@@ -1054,13 +1054,13 @@ def _safe_joins(text: str, offsets: Sequence[int]) -> list[int]:
         if top == "d":
             if c == '"':
                 stack.pop()
-            elif c == "`" or text.startswith("$(", i):
+            elif c == "`" or text.startswith(("$(", "${"), i):
                 break
             i += 1
             continue
         if c == "#" and word_start:
             break  # a comment: Docker's goes on over the joined lines, sh's would not
-        if c == "`" or text.startswith("$'", i) or text.startswith("$(", i):
+        if c == "`" or text.startswith(("$'", "$(", "${"), i):
             break
         if c == "'":
             stack.append("s")
@@ -1276,6 +1276,8 @@ class _Converter:
         self.images: dict[str, _Stage] = {}  # COPY --from=IMAGE: the extra stages
         self.image_users: dict[str, int] = {}  # image -> the first stage that uses it
         self.line = 0
+        self.names: dict[str, int] = {}  # stage names (lower case) -> index
+        self.stage_count = 0
         self.notes: list[str] = []
 
     # -- errors and warnings -----------------------------------------------------------
@@ -1345,11 +1347,10 @@ class _Converter:
                 self.placeholder(what, p)
                 out += p
             elif isinstance(p, _Arg):
-                if stage.declare(p):
+                if self.usable(p, out, stage):
                     out += "{{ " + p.name + " }}"
                 else:
                     out += p.default or ""
-                    self.arg_conflict(p)
             else:
                 shown = f"${p.name}" if isinstance(p, _Var) else f"$({p.text})"
                 self.warn(
@@ -1358,12 +1359,24 @@ class _Converter:
                 )
         return out
 
-    def arg_conflict(self, arg: _Arg) -> None:
-        self.warn(
-            self.line,
-            f"ARG {arg.name}: a second default ({arg.default!r}) in one stage; Apptainer "
-            "keeps one per stage, so this use is fixed to that value",
-        )
+    def usable(self, arg: _Arg, before: str, stage: _Stage, quoted: bool = False) -> bool:
+        """Whether ``{{ NAME }}`` can stand here: one default per stage; no ``#`` before
+        it on the line (Apptainer leaves a placeholder after a ``#`` as it is,
+        internal/pkg/build/args/reader.go ``commentLineRegexp``); inside double quotes, a
+        default that needs no quoting. Otherwise the use is fixed to the default."""
+        why = None
+        if re.search(r"#[^!]|#\Z", before):
+            why = "it follows a '#' on its line, where Apptainer does not substitute"
+        elif quoted and set('"$`\\') & set(arg.default or ""):
+            why = "its default needs quoting inside a double-quoted word"
+        elif not stage.declare(arg):
+            why = f"a second default ({arg.default!r}) in one stage; Apptainer keeps one"
+        if why is not None:
+            self.warn(
+                self.line,
+                f"ARG {arg.name}: {why}, so this use is fixed to {arg.default or ''!r}",
+            )
+        return why is None
 
     def shtext(self, text: str, stage: _Stage) -> str:
         """``.def`` text written by ``static`` (build arguments as ``{{ NAME }}``) as one
@@ -1380,9 +1393,9 @@ class _Converter:
     def sh(self, word: Word, stage: _Stage) -> str:
         """A word as one sh word in %post/%environment; its build arguments declared."""
         parts: list[_Part] = []
+        quoted = any(isinstance(p, (_Var, _Cmd)) for p in word)
         for p in word:
-            if isinstance(p, _Arg) and not stage.declare(p):
-                self.arg_conflict(p)
+            if isinstance(p, _Arg) and not self.usable(p, _flat(tuple(parts)), stage, quoted):
                 parts.append(p.default or "")
                 continue
             parts.append(p)
@@ -1395,6 +1408,13 @@ class _Converter:
             instructions = _read(text)
         except _ParseError as exc:
             raise self.error(exc.message, exc.line) from None
+        froms = [i for i in instructions if i.cmd == "from"]
+        self.stage_count = len(froms)
+        self.names = {
+            i.args[2].lower(): n
+            for n, i in enumerate(froms)
+            if len(i.args) == 3 and i.args[1].lower() == "as"
+        }
         for ins in instructions:
             self.line = ins.start
             if ins.cmd not in _KNOWN:
@@ -1465,6 +1485,14 @@ class _Converter:
         """An ARG's value as a build argument when Apptainer can hold its default."""
         text = _literal(value)
         if text is None:
+            if any(isinstance(p, _Arg) for p in value) and not any(
+                isinstance(p, (_Var, _Cmd)) for p in value
+            ):
+                self.warn(
+                    self.line,
+                    f"ARG {key}: its default uses other build arguments, which "
+                    f"--build-arg sets; --build-arg {key} itself cannot change it",
+                )
             return value
         ok = list(read_arguments(f"{key}={text}")) == [(1, key, text)] and "{{" not in text
         if ok and _arg_quoted(_Arg(key, text)) is not None:
@@ -1808,23 +1836,17 @@ class _Converter:
                 "variable expansion is not supported for --from, define a new stage "
                 "with FROM using ARG from global scope as a workaround"
             )
+        index = self.names.get(value.lower())
         if value.isdigit():
             index = int(value)
-            if index >= len(self.stages):
+            if index >= self.stage_count:
                 raise self.error(f"invalid stage index {index}")
+        if index is not None:
             if index >= stage.index:
                 raise self.error(
-                    f"--from={index}: Apptainer can only copy from a stage defined before this one"
+                    f"--from={value}: Apptainer can only copy from a stage defined before this one"
                 )
             return index
-        for other in self.stages:
-            if other.docker_name and other.docker_name.lower() == value.lower():
-                if other.index >= stage.index:
-                    raise self.error(
-                        f"--from={value}: Apptainer can only copy from a stage "
-                        "defined before this one"
-                    )
-                return other.index
         if value not in self.images:
             here = Origin(self.file, self.line)
             self.images[value] = _Stage(-1, None, Header.docker(value, origin=here), value, here)

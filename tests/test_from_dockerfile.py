@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import os
 import shutil
 import subprocess
 import sys
@@ -553,3 +554,491 @@ def test_every_stage_gets_its_own_variable(names):
     targets = [node.targets[0].id for node in tree.body if isinstance(node, ast.Assign)]
     assert targets[-1] == "recipe" and len(set(targets)) == len(names) + 1
     assert all(t.isidentifier() and not keyword.iskeyword(t) for t in targets)
+
+
+# --- never a traceback, never a silent change of meaning (issue 12, item 7) ----------
+# Docker's behaviour is BuildKit's (moby/buildkit): frontend/dockerfile/parser/parser.go
+# and line_parsers.go read the lines, instructions/parse.go checks each instruction,
+# shell/lex.go substitutes variables ("Environment replacement" in the reference,
+# https://docs.docker.com/reference/dockerfile/#environment-replacement), and
+# dockerfile2llb/convert.go runs each RUN as a fresh `SHELL + [command]`.
+
+DEFBUILDER = Path(sys.executable).with_name("defbuilder")
+REFUSED = [
+    # BuildKit refuses these too: lex.go processSingleQuote/processDoubleQuote
+    # ("unexpected end of statement while looking for matching ..."), parse.go
+    # parseKvps ("ENV requires at least one argument"), line_parsers.go parseNameVal.
+    ("FROM alpine\nCOPY it's.txt /x/\n", 2, "matching single-quote"),
+    ("FROM alpine\nENV\n", 2, "ENV requires at least one argument"),
+    ("FROM alpine\nENV A\n", 2, "ENV must have two arguments"),
+    ("FROM alpine\nLABEL a=b c\n", 2, 'can\'t find = in "c"'),
+    ('FROM alpine\nARG A="x\n', 2, "matching double-quote"),
+    ("FROM alpine\nRUN true\nWORKDIR ${X\n", 3, "missing '}'"),
+    ("FROM alpine\nENV A=${B:=x}\n", 2, "unsupported modifier"),
+    ("FROM alpine\nWORKDIR ${B?must_be_set}\n", 2, "B: must_be_set"),
+    ("FROM alpine\nCOPY --from=$X /a /b\n", 2, "variable expansion is not supported for --from"),
+    ("FROM alpine\nCOPY --from=1 /a /b\n", 2, "invalid stage index 1"),
+    ("FROM alpine AS a\nCOPY --from=b /x /x\nFROM alpine AS b\n", 2, "defined before this one"),
+    ("FROM alpine\nCOPY --frm=a /a /b\n", 2, "unknown flag: --frm"),
+    ("FROM alpine\nRUN <<EOF\necho\n", 2, "unterminated heredoc"),
+    ("FROM alpine\nCMD [1]\n", 2, "arrays must be comprised of strings only"),
+    ("FROM alpine AS\n", 1, "FROM requires either one or three arguments"),
+    ("# escape=x\nFROM alpine\n", 1, "invalid escape token"),
+    ("\n# only a comment\n", 2, "file with no instructions"),
+    ("FROM alpine\nUSER\n", 2, "USER requires exactly one argument"),
+    ("FROM ${UNSET}\n", 1, "base name (${UNSET}) should not be blank"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), REFUSED, ids=[r[2] for r in REFUSED])
+def test_refusals_name_the_dockerfile_line(text, line, message):
+    with pytest.raises(DefError) as err:
+        convert(text, "Dockerfile")
+    assert (err.value.file, err.value.line) == ("Dockerfile", line)
+    assert message in err.value.message
+
+
+@pytest.mark.parametrize("via", ["installed", "module"])
+@pytest.mark.parametrize("text", [r[0] for r in REFUSED[:5]], ids=[r[2] for r in REFUSED[:5]])
+def test_cli_refusal_is_one_line_exit_2_and_writes_nothing(tmp_path, via, text):
+    df = tmp_path / "Dockerfile"
+    df.write_text(text)
+    out_file = tmp_path / "recipe.py"
+    argv = [str(DEFBUILDER)] if via == "installed" else [sys.executable, "-m", "defbuilder"]
+    res = subprocess.run(
+        [*argv, "from-dockerfile", str(df), "-o", str(out_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2, res.stderr
+    assert f"{df}:2: " in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
+    assert not out_file.exists()
+
+
+def post_argv(text: str, shell: str, tmp_path: Path, stage: int = -1) -> list[str]:
+    """The argv Apptainer runs a stage's %post with (``/bin/sh -ex script``,
+    defbuilder.apptainer.section_script_args), under ``shell``."""
+    from defbuilder.apptainer import section_script_args
+
+    section = split_stages(text)[stage].section("post")
+    script = tmp_path / "post.script"
+    script.write_text(section.body + "\n")
+    argv = section_script_args(section, str(script))
+    return [shell, *argv[1:]]
+
+
+def substitute(text: str, **build_args: str) -> str:
+    """Apptainer's build-argument substitution (internal/pkg/build/args/reader.go): each
+    ``{{ NAME }}`` of a stage becomes --build-arg NAME or the stage's %arguments default."""
+    import re
+
+    from defbuilder.apptainer import PLACEHOLDER, read_arguments
+
+    result = []
+    for chunk in [c for c in re.split(r"(?m)^(?=Bootstrap:)", text) if c]:
+        section = split_stages(chunk)[0].section("arguments")
+        defaults = {k: v for _n, k, v in read_arguments(section.body) if k} if section else {}
+        values = {**defaults, **build_args}
+        result.append(PLACEHOLDER.sub(lambda m, v=values: v[m.group(1)], chunk))
+    return "".join(result)
+
+
+def environment_of(text: str, shell: str, names: list[str], stage: int = -1) -> dict[str, str]:
+    """What a program sees after Apptainer sources the stage's %environment."""
+    env = split_stages(text)[stage].section("environment").body
+    script = env + "\n" + "".join(f'printf "%s\\0" "${{{n}-<unset>}}"\n' for n in names)
+    res = subprocess.run(
+        [shell, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/home/u"},
+    )
+    return dict(zip(names, res.stdout.split("\0")[:-1], strict=True))
+
+
+def test_env_values_are_literal_at_run_time(shell):
+    # Docker substitutes $VAR in ENV when building and keeps the rest literal:
+    # `$(whoami)` is not a substitution (lex.go processDollar: `$(` is a plain `$`).
+    text = render(convert("FROM alpine\nENV G=\"cost: $(whoami)\" H='$HOME'\n").recipe)
+    assert environment_of(text, shell, ["G", "H"]) == {"G": "cost: $(whoami)", "H": "$HOME"}
+
+
+def test_arg_in_env_is_substituted_at_build_time(shell):
+    # reference, "Using ARG variables": ENV B=$V takes the ARG's value when building.
+    text = render(convert("FROM alpine\nARG V=1\nENV B=$V C=pre-${V}-post\n").recipe)
+    assert split_stages(text)[0].section("arguments").body.split() == ["V=1"]
+    assert environment_of(substitute(text), shell, ["B", "C"]) == {"B": "1", "C": "pre-1-post"}
+    # and Apptainer's --build-arg still sets it, like docker build --build-arg
+    assert environment_of(substitute(text, V="2"), shell, ["B"]) == {"B": "2"}
+
+
+def test_env_keeps_what_the_base_image_sets_for_the_shell(shell):
+    # PATH is the base image's: Docker reads it when building, the container's
+    # %environment when it starts (Apptainer sources the image's env before it).
+    text = render(convert("FROM alpine\nENV PATH=/opt/bin:$PATH A=x\nENV B=$A/y\n").recipe)
+    got = environment_of(text, shell, ["PATH", "B"])
+    assert got == {"PATH": "/opt/bin:/usr/bin:/bin", "B": "x/y"}
+
+
+def test_conda_path_arg_from_spython_tests(shell):
+    # spython's test Dockerfile: ARG PATH="/root/miniconda3/bin:${PATH}". Docker
+    # substitutes ${PATH} (the image's) when building; the ARG is in RUN's environment.
+    text = render(
+        convert('FROM ubuntu\nARG PATH="/root/miniconda3/bin:${PATH}"\nRUN conda -V\n').recipe
+    )
+    post = split_stages(text)[0].section("post").body
+    assert 'export PATH="/root/miniconda3/bin:$PATH"' in post
+    assert "%arguments" not in text
+
+
+def test_workdir_uses_env_and_each_run_starts_fresh(tmp_path, shell):
+    # WORKDIR $APP after ENV APP=...: Docker substitutes it. Each RUN is a fresh
+    # `/bin/sh -c` in the WORKDIR: `cd` and `export` in one RUN do not reach the next.
+    work = tmp_path / "app"
+    conversion = convert(
+        f"FROM alpine\nENV APP={work}\nWORKDIR $APP\nRUN cd / && export LEAK=1\n"
+        f'RUN echo "$PWD|${{LEAK-unset}}|$APP" > {tmp_path}/out\n'
+        f"RUN false; echo still > {tmp_path}/second\n"
+    )
+    text = render(conversion.recipe)
+    assert f"mkdir -p {work} && cd {work} || exit 1" in text
+    res = subprocess.run(post_argv(text, shell, tmp_path), capture_output=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out").read_text() == f"{work}|unset|{work}\n"
+    # `RUN a; b`: sh -c runs b when a fails, and the RUN's status is b's
+    assert (tmp_path / "second").read_text() == "still\n"
+
+
+def test_a_failing_run_stops_the_build(tmp_path, shell):
+    text = render(convert(f"FROM alpine\nRUN false\nRUN touch {tmp_path}/after\n").recipe)
+    res = subprocess.run(post_argv(text, shell, tmp_path), capture_output=True, cwd=tmp_path)
+    assert res.returncode != 0 and not (tmp_path / "after").exists()
+
+
+def test_from_with_global_args_and_defaults():
+    # FROM sees the ARGs before the first FROM; ${TAG:-24.04} with TAG declared
+    # without a value is 24.04, and --build-arg TAG still chooses another.
+    conversion = convert("ARG BASE=ubuntu\nARG TAG\nFROM ${BASE}:${TAG:-24.04} AS app\n")
+    text = render(conversion.recipe)
+    stage = split_stages(text)[0]
+    assert stage.header["from"] == "{{ BASE }}:{{ TAG }}"
+    assert stage.header["stage"] == "app"
+    assert stage.section("arguments").body.split() == ["BASE=ubuntu", "TAG=24.04"]
+    assert substitute(text).splitlines()[1] == "From: ubuntu:24.04"
+    assert substitute(text, TAG="22.04").splitlines()[1] == "From: ubuntu:22.04"
+    # an ARG not declared before FROM is not seen there (Docker: empty)
+    undeclared = render(convert("FROM ubuntu:${TAG:-24.04}\n").recipe)
+    assert undeclared.splitlines()[1] == "From: ubuntu:24.04"
+
+
+@pytest.mark.parametrize(
+    ("platform", "warned"),
+    [("linux/arm64", True), ("$BUILDPLATFORM", False), ("${TARGETPLATFORM}", False)],
+)
+def test_from_platform_is_reported_unless_it_is_the_hosts(platform, warned):
+    conversion = convert(f"FROM --platform={platform} alpine\n")
+    assert any("--platform" in w for w in conversion.warnings) == warned
+
+
+def test_platform_args_are_the_build_hosts(tmp_path, shell):
+    # "Automatic platform ARGs in the global scope": declared in a stage, they are set.
+    text = render(
+        convert(
+            "FROM alpine\nARG TARGETARCH\nARG TARGETOS\n"
+            f"RUN echo $TARGETOS/$TARGETARCH > {tmp_path}/p\n"
+        ).recipe
+    )
+    res = subprocess.run(post_argv(text, shell, tmp_path), capture_output=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    import platform as py_platform
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(py_platform.machine(), py_platform.machine())
+    assert (tmp_path / "p").read_text() == f"linux/{arch}\n"
+
+
+def test_from_an_earlier_stage_repeats_its_steps(tmp_path, shell):
+    # Docker: the new stage starts from the earlier stage's result (files, ENV,
+    # WORKDIR, CMD...), not its ARGs. Here: its base image, then its steps again.
+    conversion = convert(
+        f"FROM alpine AS Base\nENV A=1\nARG B=2\nWORKDIR {tmp_path}/w\n"
+        'RUN echo base > base.txt\nCMD ["sh"]\n'
+        f'FROM base\nRUN echo "$A|${{B-unset}}|$PWD" > {tmp_path}/child\n'
+    )
+    assert [s.name for s in conversion.recipe.stages] == [None]
+    final = conversion.recipe.stages[0]
+    assert final.header.from_ == "alpine"
+    assert final.environment.exports() == {"A": "1"}
+    assert "set -- sh\n" in final.runscript.body  # CMD kept from the earlier stage
+    text = render(conversion.recipe)
+    res = subprocess.run(post_argv(text, shell, tmp_path), capture_output=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "w" / "base.txt").read_text() == "base\n"
+    assert (tmp_path / "child").read_text() == f"1|unset|{tmp_path}/w\n"
+
+
+def test_multistage_patterns_of_real_dockerfiles():
+    text = (DOCKERFILES / "multistage_from_stage.Dockerfile").read_text()
+    conversion = convert(text, "Dockerfile")
+    names = [s.name for s in conversion.recipe.stages]
+    # Base (any case: --from=DEPS, FROM base), deps via its FROM, the uv image, stage 0
+    assert names == ["Base", "deps", "image-uv", None]
+    base, deps, uv, final = conversion.recipe.stages
+    assert str(base.header.from_) == "python:{{ PYTHON_VERSION }}-slim"
+    assert uv.header.from_ == "ghcr.io/astral-sh/uv:0.5"
+    copies = {f.from_stage: [(e.src, e.dst) for e in f.entries] for f in final.files}
+    assert copies["deps"] == [("/install", "/usr/local")]
+    assert copies["image-uv"] == [("/uv", "/bin/"), ("/uvx", "/bin/")]
+    assert copies["Base"] == [("/etc/os-release", "/etc/base-os-release")]
+    assert copies[None] == [("src/.", "{{ APP_HOME }}/src/")] or copies[None] == [
+        ("src/.", "/opt/app/src/")
+    ]
+    assert "pip install --prefix=/install" in deps.post.body  # the FROM base steps too
+    assert "apt-get install" in deps.post.body
+    warnings = "\n".join(conversion.warnings)
+    assert "Dockerfile:20: stage dev is not used by the final stage" in warnings
+    assert "--mount=type=cache" in warnings
+    check_parses(render(conversion.recipe))
+
+
+def check_parses(text: str) -> None:
+    """Apptainer reads the definition: defbuilder.parse and the independent port."""
+    import apptainer_port
+
+    parse(text, "conv.def")
+    for chunk in apptainer_port.split_stages(text):
+        apptainer_port.parse_stage(chunk)
+
+
+def test_stage_named_after_a_variable_image_can_be_copied_from():
+    conversion = convert(
+        "ARG BASE_IMAGE=alpine\nFROM $BASE_IMAGE AS stage1\nRUN touch /x\n"
+        "FROM alpine\nCOPY --from=stage1 /x /x\n"
+    )
+    assert [s.name for s in conversion.recipe.stages] == ["stage1", None]
+    assert conversion.recipe.stages[1].files[0].from_stage == "stage1"
+
+
+def test_copy_from_an_image_is_an_extra_stage():
+    conversion = convert("FROM alpine\nCOPY --from=ghcr.io/astral-sh/uv:0.5 /uv /bin/uv\n")
+    extra, final = conversion.recipe.stages
+    assert (extra.header.from_, extra.name) == ("ghcr.io/astral-sh/uv:0.5", "image-uv")
+    assert final.files[0].from_stage == "image-uv"
+    check_parses(render(conversion.recipe))
+
+
+def test_run_heredocs(tmp_path, shell):
+    # dispatchRun: `RUN <<EOF` alone runs the document with the shell (or, with a #!
+    # line, as a file); `RUN cmd <<EOF` gives the shell the command and its document.
+    conversion = convert(
+        "FROM alpine\nARG WHO=you\n"
+        f"RUN <<EOF\ncd /\necho one > {tmp_path}/one\nEOF\n"
+        f"RUN <<'PY'\n#!{sys.executable}\n"
+        f"print('%s' % 'two', file=open('{tmp_path}/two', 'w'))\nPY\n"
+        f"RUN cat <<EOF > {tmp_path}/three\nhi $WHO\nEOF\n"
+        f"RUN <<-EOT sh\n\techo four > {tmp_path}/four\n\tEOT\n"
+        f"COPY <<NOTE {tmp_path}/five\n$WHO wrote this\nNOTE\n"
+        f"RUN pwd > {tmp_path}/six\n"
+    )
+    text = render(conversion.recipe)
+    res = subprocess.run(post_argv(text, shell, tmp_path), capture_output=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+    text = substitute(text)
+    res = subprocess.run(post_argv(text, shell, tmp_path), capture_output=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+    got = [(tmp_path / n).read_text() for n in ("one", "two", "three", "four", "five", "six")]
+    assert got == ["one\n", "two\n", "hi you\n", "four\n", "you wrote this\n", "/\n"]
+
+
+def test_heredoc_lines_apptainer_would_misread_are_quoted(tmp_path, shell):
+    conversion = convert(f"FROM alpine\nRUN <<EOF\nprintf '%s\\n' x \\\n%s > {tmp_path}/o\nEOF\n")
+    text = render(conversion.recipe)
+    check_parses(text)
+    res = subprocess.run(post_argv(text, shell, tmp_path), capture_output=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "o").read_text() == "x\n%s\n"
+
+
+def test_pixi_environment_from_an_arg():
+    conversion = convert((DOCKERFILES / "pixi_env_arg.Dockerfile").read_text(), "Dockerfile")
+    assert "static_activation('prod', '/app/pixi.toml', '/activate.sh')" in conversion.source
+    assert any("build argument's default" in w for w in conversion.warnings)
+
+
+def test_continuations_comments_and_escape_directive():
+    # parser.go: a continuation may have blanks after the backslash, comment lines
+    # inside it are dropped; `# escape=`` makes the backtick the escape character.
+    conversion = convert(
+        "FROM alpine\nRUN echo a \\   \n# a comment\n    && echo b\nRUN echo 'c \\\n d'\n"
+    )
+    post = conversion.recipe.stages[0].post.body
+    assert "echo a \\\n    && echo b" in post  # broken where sh removes it again
+    assert "echo 'c  d'" in post  # not inside single quotes
+    windows = convert((DOCKERFILES / "windows_escape.Dockerfile").read_text(), "Dockerfile")
+    assert any("Windows image" in w for w in windows.warnings)
+    assert "Write-Host" in windows.recipe.stages[0].post.body
+
+
+def test_variables_dockerfile(shell):
+    conversion = convert((DOCKERFILES / "variables.Dockerfile").read_text(), "Dockerfile")
+    text = render(conversion.recipe)
+    check_parses(text)
+    env = environment_of(substitute(text), shell, ["TOOL_HOME", "GREETING", "SUFFIX", "ALIAS"])
+    assert env == {
+        "TOOL_HOME": "/opt/tool/1.2.3",
+        "GREETING": "it's $HOME, not $(whoami)",
+        "SUFFIX": "fallback",
+        "ALIAS": "/opt/tool/1.2.3",
+    }
+    labels = {lbl.key: str(lbl.value) for lbl in conversion.recipe.stages[0].labels}
+    assert labels == {"version": "{{ VERSION }}", "description": "tool v{{ VERSION }}"}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DOCKERFILES.glob("*.Dockerfile")))
+def test_regression_dockerfiles_convert_and_apptainer_reads_them(tmp_path, name):
+    conversion = convert((DOCKERFILES / name).read_text(), name)
+    text = render(conversion.recipe)
+    check_parses(text)
+    check_generated(tmp_path, conversion.source, text)
+
+
+def test_parse_to_python_keeps_plain_exports_as_a_mapping(tmp_path):
+    # issue 13: a %environment of plain `export NAME=value` lines is a dict in the script
+    df = tmp_path / "app.def"
+    df.write_text(
+        "Bootstrap: docker\nFrom: alpine\n\n%environment\nexport A=1\nexport B='x y'\n"
+        "export C='it'\\''s'\n\n%post\necho hi\n"
+    )
+    out = subprocess.run(
+        [str(DEFBUILDER), "parse", str(df), "--to", "python"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "environment={'A': '1', 'B': 'x y', 'C': \"it's\"}," in out.stdout
+    expected = run_cli("parse", str(df), "--to", "def").stdout
+    check_generated(tmp_path, out.stdout, expected)
+    # a line that is not exactly an export stays a script
+    df.write_text("Bootstrap: docker\nFrom: alpine\n\n%environment\nexport A=1 # why\n")
+    out = run_cli("parse", str(df), "--to", "python")
+    assert "environment=Environment(" in out.stdout or "Script(" in out.stdout
+
+
+# --- a fuzz test: any Dockerfile text ends in a Conversion or a DefError -------------
+
+FUZZ_SEEDS = [p.read_text() for p in sorted(DOCKERFILES.glob("*.Dockerfile"))] + [
+    r[0] for r in REFUSED
+]
+FUZZ_TOKENS = [
+    "\n",
+    " ",
+    "\\\n",
+    "\\",
+    "'",
+    '"',
+    "$",
+    "${",
+    "}",
+    "{{ x }}",
+    "#",
+    "%",
+    "<<EOF\n",
+    "EOF\n",
+    "[",
+    "]",
+    ",",
+    "=",
+    "--from=",
+    "--mount=type=cache,target=/c ",
+    "\t",
+    "\r\n",
+    "FROM ",
+    "RUN ",
+    "COPY ",
+    "ADD ",
+    "ENV ",
+    "ARG ",
+    "LABEL ",
+    "WORKDIR ",
+    "SHELL ",
+    "ENTRYPOINT ",
+    "CMD ",
+    " AS ",
+    "base",
+    "0",
+    ":-",
+    ":+",
+    "Bootstrap: x",
+    "é",
+    "\x00",
+    "\ufeff",
+    "`",
+    "# escape=`\n",
+    "ONBUILD ",
+    "USER ",
+    "EXPOSE ",
+    "\r",
+    "\x0b",
+    "\x1c",
+    "\x85",
+    "\u2028",
+    "$(",
+    "${A:-",
+    "${A#",
+    "${A/x/y}",
+    "ARG A=%x\n",
+    "HEALTHCHECK ",
+    "--platform=$X ",
+    "<<-'EOT' bash\n\tEOT\n",
+    "COPY <<EOF /x\n",
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    seed=st.sampled_from(FUZZ_SEEDS),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1), st.integers(0, 12), st.sampled_from(FUZZ_TOKENS)),
+        max_size=6,
+    ),
+)
+def test_fuzzed_dockerfiles_convert_or_are_refused_with_a_line(seed, edits):
+    text = seed
+    for where, cut, token in edits:
+        at = int(where * len(text))
+        text = text[:at] + token + text[at + cut :]
+    try:
+        conversion = convert(text, "Dockerfile")
+    except DefError as exc:
+        assert exc.file == "Dockerfile" and isinstance(exc.line, int) and exc.line >= 1, exc
+        assert exc.line <= text.count("\n") + 1
+        return
+    check_parses(render(conversion.recipe))
+    assert all(w.startswith("Dockerfile:") for w in conversion.warnings)
+
+
+# --- a corpus of real, public Dockerfiles ---------------------------------------------
+# Public Dockerfiles are not committed here; DEFBUILDER_DOCKERFILE_CORPUS names a folder
+# of them (one per file; tests/dockerfiles/corpus-sources.txt lists the set used when
+# this test was written, with the commit of each).
+
+CORPUS = Path(os.environ.get("DEFBUILDER_DOCKERFILE_CORPUS", "/nonexistent"))
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="DEFBUILDER_DOCKERFILE_CORPUS is not set")
+def test_corpus_of_real_dockerfiles():
+    files = sorted(p for p in CORPUS.iterdir() if p.is_file() and p.suffix != ".txt")
+    assert files
+    refused = []
+    for path in files:
+        try:
+            conversion = convert(path.read_text(encoding="utf-8"), path.name)
+        except DefError as exc:
+            assert exc.file == path.name and exc.line, exc  # every refusal names its line
+            refused.append(str(exc))
+            continue
+        check_parses(render(conversion.recipe))
+    assert len(refused) * 10 <= len(files), refused
