@@ -133,35 +133,89 @@ def _cmd_condor(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .images import apptainer_binary, build_arg_flags, build_image, image_path
-    from .loader import load_recipe, parse_sets
-    from .render import render
-
-    recipe = load_recipe(args.recipe, parse_sets(args.set))
-    text = render(recipe)
-    binary = apptainer_binary()
-    flags = [*build_arg_flags(recipe, args.build_arg or ()), *(args.apptainer_arg or ())]
-    status, image = build_image(
-        binary,
-        text,
-        args.recipe,
-        image_path(args.recipe, args.output),
-        flags=flags,
-        hash_named=args.hash_name,
+    from .fileio import TempFile
+    from .images import (
+        apptainer_binary,
+        build_arg_flags,
+        build_image,
+        build_inputs,
+        check_staging,
+        image_path,
+        publish_renamed,
+        stage_image,
+        staged_url,
     )
+    from .loader import load_recipe, parse_sets
+
+    if args.hash_name and args.name_by == "inputs":
+        raise DefError("--hash-name names the image by its content: not with --name-by inputs")
+    if args.osdf_prefix and not args.staging:
+        raise DefError("--osdf-prefix is the URL of --staging DIR: give --staging too")
+    sets = parse_sets(args.set)
+    output = image_path(args.recipe, args.output)
+    if args.staging:
+        check_staging(args.staging)
+    if args.name_by == "inputs":
+        inputs = build_inputs(args.recipe, sets, args.build_arg or ())
+        text = inputs.def_text
+        args_flags = [f for a in inputs.build_args for f in ("--build-arg", a)]
+        stem = os.path.splitext(os.path.basename(output))[0]
+        final = os.path.join(os.path.dirname(output), f"{stem}-{inputs.digest[:8]}.sif")
+        staged = os.path.join(args.staging, os.path.basename(final)) if args.staging else ""
+        found = final if os.path.exists(final) else staged if os.path.exists(staged) else ""
+        if found:
+            print(
+                f"defbuilder: {found} exists, built from the same inputs: not building",
+                file=sys.stderr,
+            )
+            if not staged:
+                print(final)
+            elif os.path.exists(staged):
+                print(staged_url(staged, args.osdf_prefix))
+            else:  # built here before, not staged yet
+                print(stage_image(final, args.staging, args.osdf_prefix)[1])
+            return 0
+    else:
+        from .render import render
+
+        recipe = load_recipe(args.recipe, sets)
+        text, args_flags = render(recipe), build_arg_flags(recipe, args.build_arg or ())
+        final = output
+    binary = apptainer_binary()
+    flags = [*args_flags, *(args.apptainer_arg or ())]
+    if args.name_by == "inputs":
+        with TempFile(final, suffix=".sif") as tmp:
+            os.unlink(tmp.path)  # apptainer creates it; an interrupted build's part goes too
+            status, image = build_image(binary, text, args.recipe, tmp.path, flags=flags)
+            if status == 0:
+                image = publish_renamed(tmp.path, final)
+                tmp.done()
+    else:
+        status, image = build_image(
+            binary, text, args.recipe, final, flags=flags, hash_named=args.hash_name
+        )
     if status != 0:
         print(
             f"defbuilder: {os.path.basename(binary)} build failed with status {status}",
             file=sys.stderr,
         )
         return status
-    print(image)
+    if args.staging:
+        print(stage_image(image, args.staging, args.osdf_prefix)[1])
+    else:
+        print(image)
     return 0
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:
-    from .images import hash_name
+    from .images import build_inputs, hash_name
+    from .loader import parse_sets
 
+    if args.inputs:
+        print(build_inputs(args.image, parse_sets(args.set), args.build_arg or ()).name)
+        return 0
+    if args.set or args.build_arg:
+        raise DefError("--set and --build-arg name a build's inputs: give --inputs RECIPE")
     print(hash_name(args.image))
     return 0
 
@@ -590,6 +644,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="rename the image to NAME-<sha8>.sif (OSDF needs unique names)",
     )
     build.add_argument(
+        "--name-by",
+        choices=["inputs", "output"],
+        help="inputs: name the image NAME-<8 hex>.sif by a hash of what the build reads "
+        "(the .def, the %%files it copies, --set and --build-arg values; `defbuilder hash "
+        "--inputs`), known before building, and skip the build when that image exists "
+        "here or in --staging DIR; output: as --hash-name",
+    )
+    build.add_argument(
+        "--staging",
+        metavar="DIR",
+        help="copy the built image into DIR (as push --staging does) and print its "
+        "osdf:/// URL instead of the path (e.g. /staging/USER)",
+    )
+    build.add_argument(
+        "--osdf-prefix",
+        metavar="URL",
+        help="the URL of --staging DIR when it is not under /staging/ "
+        "(e.g. osdf:///chtc/staging/USER)",
+    )
+    build.add_argument(
         "--apptainer-arg",
         action="append",
         metavar="ARG",
@@ -605,7 +679,30 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "every new image, as OSDF's immutable caches need. Nothing is renamed.",
     )
     hash_.add_argument(
-        "image", metavar="IMAGE", help="the built image, a .sif file (e.g. hello.sif)"
+        "image",
+        metavar="IMAGE",
+        help="the built image, a .sif file (e.g. hello.sif); with --inputs, the recipe "
+        "script (e.g. recipes/hello_pytorch/recipe.py)",
+    )
+    hash_.add_argument(
+        "--inputs",
+        action="store_true",
+        help="print NAME-<8 hex>.sif for the image IMAGE (a recipe) would build, from a "
+        "SHA-256 over the rendered .def, every local file its %%files copy, and the "
+        "--set and --build-arg values: known before building (docs/chtc-build.md)",
+    )
+    hash_.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="with --inputs: pass KEY=VALUE to the recipe function, as build --set does "
+        "(repeatable; e.g. --set cuda=12.8)",
+    )
+    hash_.add_argument(
+        "--build-arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="with --inputs: a build argument, as build --build-arg (e.g. TAG=22.04)",
     )
     hash_.set_defaults(func=_cmd_hash)
 

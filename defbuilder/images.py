@@ -13,6 +13,14 @@ tests put a fake on PATH. Nothing here runs at ``render`` time.
   caches are immutable, so an existing *different* file of the same name is
   refused, an identical one is fine, and two concurrent pushes of different
   images under one name end with exactly one of them staged, whole.
+* ``build_inputs``: the image's *input-addressed* name, ``NAME-<8 hex>.sif``, from
+  a SHA-256 over what ``apptainer build`` reads (``inputs_digest``): the rendered
+  .def, every local file a ``%files`` / ``%appfiles`` section copies (sources
+  resolved against the recipe's directory, as ``apptainer build`` run there
+  does; globs expanded; directories walked in sorted order; each with its
+  relative path and whether it is executable, not its timestamp or owner), the
+  ``--set`` values and the ``--build-arg`` values. Known before building, the
+  same on every machine, and changed by any changed input byte.
 * ``chtc_exec_argv``: the seed's CHTC-like ``apptainer exec`` line.
 * ``build_image``: ``apptainer build`` of a rendered .def, written to a hidden temp
   file beside the recipe (``%files`` paths resolve from there) and removed after,
@@ -22,14 +30,18 @@ tests put a fake on PATH. Nothing here runs at ``render`` time.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
+
+import attrs
 
 from .errors import DefError
 from .fileio import TempFile, clobber_error, publish_copy, rename_no_clobber
@@ -38,15 +50,22 @@ if TYPE_CHECKING:
     from .model import Recipe
 
 __all__ = [
+    "BuildInputs",
     "apptainer_binary",
     "build_arg_flags",
     "build_image",
+    "build_inputs",
     "chtc_exec_argv",
     "hash_name",
+    "host_sources",
     "image_path",
+    "image_stem",
+    "input_files",
+    "inputs_digest",
     "osdf_url",
     "sha256_file",
     "stage_image",
+    "staged_url",
 ]
 
 _CHUNK = 1 << 20
@@ -112,6 +131,24 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.getsize(a) == os.path.getsize(b) and sha256_file(a) == sha256_file(b)
 
 
+def staged_url(target: str, osdf_prefix: str | None = None) -> str:
+    """The URL a job fetches the staged file ``target`` from: ``osdf_prefix/NAME``,
+    or CHTC's mapping of ``/staging/...`` (``osdf_url``)."""
+    if osdf_prefix is None:
+        return osdf_url(target)
+    if not _URL_PREFIX.fullmatch(osdf_prefix):
+        raise DefError(
+            f"--osdf-prefix {osdf_prefix!r}: expected a URL such as osdf:///chtc/staging/USER"
+        )
+    return osdf_prefix.rstrip("/") + "/" + os.path.basename(target)
+
+
+def check_staging(staging_dir: str) -> None:
+    """``staging_dir`` must be an existing directory."""
+    if not os.path.isdir(staging_dir):
+        raise DefError("staging directory does not exist", file=staging_dir)
+
+
 def stage_image(image: str, staging_dir: str, osdf_prefix: str | None = None) -> tuple[str, str]:
     """Copy ``image`` into ``staging_dir``; return (path, osdf URL).
 
@@ -128,17 +165,9 @@ def stage_image(image: str, staging_dir: str, osdf_prefix: str | None = None) ->
             f"image name {name!r}: a staged image name is letters, digits and . _ + - "
             "(it becomes part of a URL); rename it",
         )
-    if not os.path.isdir(staging_dir):
-        raise DefError("staging directory does not exist", file=staging_dir)
+    check_staging(staging_dir)
     target = os.path.join(staging_dir, name)
-    if osdf_prefix is not None:
-        if not _URL_PREFIX.fullmatch(osdf_prefix):
-            raise DefError(
-                f"--osdf-prefix {osdf_prefix!r}: expected a URL such as osdf:///chtc/staging/USER"
-            )
-        url = osdf_prefix.rstrip("/") + "/" + name
-    else:
-        url = osdf_url(target)
+    url = staged_url(target, osdf_prefix)
     try:
         publish_copy(image, target, _same_file)
     except OSError as exc:
@@ -169,11 +198,22 @@ def chtc_exec_argv(binary: str, image: str, command: Sequence[str], cwd: str) ->
     ]
 
 
+def image_stem(recipe_path: str) -> str:
+    """NAME of ``NAME.sif``: the recipe's directory for ``.../NAME/recipe.py``, else
+    the script's own stem.
+
+    >>> image_stem("recipes/hello_pytorch/recipe.py"), image_stem("train.py")
+    ('hello_pytorch', 'train')
+    """
+    if os.path.basename(recipe_path) == "recipe.py":
+        return os.path.basename(os.path.dirname(os.path.abspath(recipe_path)))
+    return os.path.splitext(os.path.basename(recipe_path))[0]
+
+
 def image_path(recipe_path: str, output: str | None = None) -> str:
     """Where ``build`` writes the image, as an absolute path.
 
-    ``output`` when given, else ``NAME.sif`` in the current directory: NAME is the
-    recipe's directory for ``.../NAME/recipe.py``, else the script's own stem.
+    ``output`` when given, else ``NAME.sif`` in the current directory (``image_stem``).
 
     >>> os.path.basename(image_path("recipes/hello_pytorch/recipe.py"))
     'hello_pytorch.sif'
@@ -182,11 +222,165 @@ def image_path(recipe_path: str, output: str | None = None) -> str:
     """
     if output:
         return os.path.abspath(output)
-    if os.path.basename(recipe_path) == "recipe.py":
-        name = os.path.basename(os.path.dirname(os.path.abspath(recipe_path)))
-    else:
-        name = os.path.splitext(os.path.basename(recipe_path))[0]
-    return os.path.abspath(name + ".sif")
+    return os.path.abspath(image_stem(recipe_path) + ".sif")
+
+
+# --- input-addressed names ---------------------------------------------------------------
+
+
+def host_sources(recipe: Recipe) -> list[str]:
+    """The host paths the recipe's ``%files`` and ``%appfiles`` sections copy, as
+    written, in order, each once (``%files from STAGE`` copies from a stage, not
+    the host)."""
+    seen: dict[str, None] = {}
+    for stage in recipe.stages:
+        for files in stage.files:
+            if files.from_stage is None:
+                for entry in files.entries:
+                    seen.setdefault(entry.src, None)
+        for app in stage.apps:
+            for entry in app.files:
+                seen.setdefault(entry.src, None)
+    return list(seen)
+
+
+@attrs.frozen
+class InputFile:
+    """One file or directory a build copies: its path as the build sees it (relative
+    to the recipe's directory unless the source is absolute), the real path, and
+    whether it is a directory."""
+
+    name: str
+    path: str
+    is_dir: bool
+
+
+def input_files(sources: Sequence[str], base: str) -> list[InputFile]:
+    """Every file and directory ``sources`` name, resolved against ``base`` the way
+    ``apptainer build`` run in ``base`` resolves them (globs expanded, symbolic
+    links followed, as its ``cp -fLr`` does); directories are walked in sorted
+    order. A source that matches nothing is a ``DefError``."""
+    out: list[InputFile] = []
+    for src in sources:
+        pattern = src if os.path.isabs(src) else os.path.join(base, src)
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(src) else [pattern]
+        matches = [m for m in matches if os.path.exists(m)]
+        if not matches:
+            raise DefError(f"%files source {src!r} does not exist (looked in {base})")
+        for match in matches:
+            name = match if os.path.isabs(src) else os.path.relpath(match, base)
+            out += _walk(name, match, set())
+    return out
+
+
+def _walk(name: str, path: str, active: set[tuple[int, int]]) -> Iterator[InputFile]:
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        yield InputFile(name, path, False)
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in active:
+        raise DefError(f"%files source {name!r}: a symbolic link loops back to its directory")
+    yield InputFile(name, path, True)
+    for child in sorted(os.listdir(path)):
+        yield from _walk(f"{name}/{child}", os.path.join(path, child), active | {key})
+
+
+def inputs_digest(
+    def_text: str,
+    files: Sequence[InputFile],
+    sets: Mapping[str, str] | None = None,
+    build_args: Sequence[str] = (),
+) -> str:
+    """SHA-256 (hex) over the .def, each input file (path, executable or not,
+    content; a directory's path), the ``--set`` values and the build arguments.
+
+    Every field is length-prefixed, so no two different inputs read the same.
+    Timestamps, owners and umask-dependent mode bits are left out: a checkout on
+    another machine gives the same digest.
+    """
+    digest = hashlib.sha256(b"defbuilder build inputs v1\n")
+
+    def put(tag: str, data: bytes) -> None:
+        digest.update(f"{tag} {len(data)}\n".encode())
+        digest.update(data)
+
+    put("def", def_text.encode("utf-8"))
+    for key, value in sorted((sets or {}).items()):
+        put("set", key.encode())
+        put("value", value.encode())
+    for arg in build_args:
+        put("build-arg", arg.encode())
+    for item in files:
+        if item.is_dir:
+            put("dir", item.name.encode())
+            continue
+        executable = bool(os.stat(item.path).st_mode & 0o111)
+        put("file", f"{'x' if executable else '-'} {item.name}".encode())
+        size = os.path.getsize(item.path)
+        digest.update(f"content {size}\n".encode())
+        with open(item.path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@attrs.frozen
+class BuildInputs:
+    """What a build of ``recipe_path`` reads, and the image name they address."""
+
+    recipe_path: str
+    def_text: str
+    files: tuple[InputFile, ...]
+    sets: tuple[tuple[str, str], ...]
+    build_args: tuple[str, ...]
+    digest: str
+
+    @property
+    def base(self) -> str:
+        """The recipe's directory: relative ``%files`` sources resolve from here."""
+        return os.path.dirname(os.path.abspath(self.recipe_path))
+
+    @property
+    def name(self) -> str:
+        """``NAME-<first 8 hex of the digest>.sif``."""
+        return f"{image_stem(self.recipe_path)}-{self.digest[:8]}.sif"
+
+    def top_level(self) -> list[InputFile]:
+        """The files and directories the sources name (not what a directory holds)."""
+        dirs: list[str] = []
+        out: list[InputFile] = []
+        for item in self.files:
+            if any(item.name.startswith(d + "/") for d in dirs):
+                continue
+            out.append(item)
+            if item.is_dir:
+                dirs.append(item.name)
+        return out
+
+
+def build_inputs(
+    recipe_path: str, sets: Mapping[str, str] | None = None, build_args: Sequence[str] = ()
+) -> BuildInputs:
+    """Render ``recipe_path`` with ``sets`` and name what its build reads (module doc)."""
+    from .loader import load_recipe
+    from .render import render
+
+    recipe = load_recipe(recipe_path, sets or {})
+    flags = build_arg_flags(recipe, build_args)
+    text = render(recipe)
+    base = os.path.dirname(os.path.abspath(recipe_path))
+    files = input_files(host_sources(recipe), base)
+    sets = dict(sets or {})
+    args = tuple(flags[1::2])
+    return BuildInputs(
+        recipe_path=recipe_path,
+        def_text=text,
+        files=tuple(files),
+        sets=tuple(sorted(sets.items())),
+        build_args=args,
+        digest=inputs_digest(text, files, sets, args),
+    )
 
 
 def build_arg_flags(recipe: Recipe, items: Sequence[str]) -> list[str]:
