@@ -63,6 +63,13 @@ class Context:
     def final_stages(self) -> list[RawStage]:
         return self.raw[-1:]
 
+    def shared(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per file: what several rules read (``key`` names it)."""
+        key = "shared:" + key
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
     @property
     def lines(self) -> list[str]:
         """The file's lines as Apptainer cuts them (``apptainer.scan_lines``)."""
@@ -121,20 +128,24 @@ class Context:
 
     # --- finding lines fast -------------------------------------------------------------
 
-    def lines_matching(self, pattern: re.Pattern[str]) -> Iterator[tuple[int, str]]:
+    def lines_matching(
+        self, pattern: re.Pattern[str], searched: str | None = None
+    ) -> Iterator[tuple[int, str]]:
         """``(number, line)`` of each line on which ``pattern`` matches, once per line,
         in order; ``line`` as ``apptainer.scan_lines`` cuts it.
 
         The pattern runs over the whole text (a prefilter: the caller still judges the
         line), and after a hit the search resumes on the next line, so the cost is
         linear in the text even for one huge line with many matches. A pattern should
-        not match a newline; its line is that of where the match starts.
+        not match a newline; its line is that of where the match starts. ``searched``:
+        a text of the same length to search instead (``_lowered``).
         """
         text = self.text
+        hay = text if searched is None else searched
         pos = counted = 0
         number = 1
         while True:
-            m = pattern.search(text, pos)
+            m = pattern.search(hay, pos)
             if m is None:
                 return
             start = text.rfind("\n", pos, m.start()) + 1 or pos
@@ -149,11 +160,49 @@ class Context:
             if pos > len(text):
                 return
 
+    def lines_matching_any(
+        self, patterns: Iterable[re.Pattern[str]], *, folded: Iterable[str] = ()
+    ) -> Iterator[tuple[int, str]]:
+        """``lines_matching`` for several patterns, and for lines that hold one of the
+        ``folded`` words in any ASCII case; each line once, in order.
+
+        Python's ``re`` finds a pattern that starts with a literal fast and an
+        alternation, or a ``re.I`` pattern, slowly: give each literal-led branch as a
+        pattern of its own, and case-insensitive words as ``folded``.
+        """
+        found: dict[int, str] = {}
+        for pattern in patterns:
+            found.update(self.lines_matching(pattern))
+        folded = list(folded)
+        if folded:
+            lowered = self._lowered()
+            for word in folded:
+                found.update(self.lines_matching(re.compile(re.escape(word)), lowered))
+        for n in sorted(found):
+            yield n, found[n]
+
+    def _lowered(self) -> str:
+        """The text with ASCII letters lowercased: the same length, so offsets agree."""
+        if "lowered" not in self._cache:
+            text = self.text
+            self._cache["lowered"] = text.lower() if text.isascii() else text.translate(_ASCII)
+        return self._cache["lowered"]  # type: ignore[no-any-return]
+
     def body_lines_matching(
-        self, pattern: re.Pattern[str], accept: Callable[[RawSection], bool]
+        self,
+        pattern: re.Pattern[str] | Iterable[re.Pattern[str]],
+        accept: Callable[[RawSection], bool],
+        *,
+        folded: Iterable[str] = (),
     ) -> Iterator[tuple[int, str, RawSection]]:
-        """Like ``lines_matching``, for lines in the body of a section ``accept`` takes."""
-        for n, line in self.lines_matching(pattern):
+        """Like ``lines_matching`` (``lines_matching_any`` for several patterns or
+        ``folded`` words), for lines in the body of a section ``accept`` takes."""
+        if isinstance(pattern, re.Pattern) and not folded:
+            lines = self.lines_matching(pattern)
+        else:
+            patterns = [pattern] if isinstance(pattern, re.Pattern) else list(pattern)
+            lines = self.lines_matching_any(patterns, folded=folded)
+        for n, line in lines:
             sec = self.section_at(n)
             if sec is not None and accept(sec):
                 yield n, line, sec
@@ -181,6 +230,8 @@ class Context:
         self._cache["uses"] = uses
         return uses
 
+
+_ASCII = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 #: A rule's check: yields a hit for each place the rule finds.
 Check = Callable[[Context], Iterator[Hit]]

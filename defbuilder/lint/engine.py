@@ -20,6 +20,8 @@ line (``Rule.supersedes``): a problem is never reported again under another code
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import re
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -251,12 +253,27 @@ class _Shellcheck:
             self.tmp.cleanup()
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: lint builds millions of small acyclic
+    objects for a large file, and each collection walks them all again (refcounting
+    still frees everything; the collector runs again afterwards)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class _Suppressions:
     """``# defbuilder: ignore[...]`` comments of one file, read once per line."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.read: dict[int, frozenset[str] | None] = {}
+        self.any = "defbuilder:" in ctx.text  # else no line needs reading
 
     def _on(self, n: int) -> frozenset[str] | None:
         """Codes a comment on line n suppresses (``{"*"}``: all), or None."""
@@ -276,6 +293,8 @@ class _Suppressions:
         return self.read[n]
 
     def __call__(self, line: int, code: str) -> bool:
+        if not self.any:
+            return False
         here = self._on(line)
         if here is not None and ("*" in here or code in here):
             return True
@@ -346,27 +365,36 @@ def lint_text(
     when it cannot run)."""
     sel, ign = _selection(select, ignore)
     exe = _need_shellcheck() if shellcheck else None
-    ctx = _context(path, text, policy or {})
-    checker = _Shellcheck([ctx], exe)
-    try:
-        _check_parse(ctx)
-        found = _findings(ctx, sel, ign, "python")
-    finally:
-        checker.finish()
-    found += _findings(ctx, sel, ign, "shellcheck")
-    return sorted(found, key=lambda f: (f.line, f.code))
+    with _no_gc():
+        ctx = _context(path, text, policy or {})
+        checker = _Shellcheck([ctx], exe)
+        try:
+            _check_parse(ctx)
+            found = _findings(ctx, sel, ign, "python")
+        finally:
+            checker.finish()
+        found += _findings(ctx, sel, ign, "shellcheck")
+        return sorted(found, key=lambda f: (f.line, f.code))
 
 
 def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str, int]]:
     """Rendered .def line -> (recipe file, line) of the model object that made it."""
     mapping: dict[int, tuple[str, int]] = {}
+    here = os.path.abspath(path)
+
+    def shown(origin: Origin) -> tuple[str, int]:
+        """The recipe as the user named it; another file (a module the recipe
+        imports) as its origin names it."""
+        file = origin.file or path
+        return (path if os.path.abspath(file) == here else file), origin.line or 1
+
     raw = split_stages(text, path, strict=False)
     for stage_raw, stage in zip(raw, recipe.stages, strict=False):
         files_seen = 0
         default: Origin = stage.origin
         ends = [s.line for s in stage_raw.sections] + [text.count("\n") + 2]
         for line in range(stage_raw.line, ends[0]):
-            mapping[line] = (stage.header.origin.file or path, stage.header.origin.line or 1)
+            mapping[line] = shown(stage.header.origin)
         for sec, end in zip(stage_raw.sections, ends[1:], strict=False):
             origin: Origin | None = None
             if sec.app is not None:
@@ -381,7 +409,7 @@ def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str
                 origin = getattr(stage, sec.name).origin  # Stage.post, .runscript, ...
             origin = origin if origin is not None and origin.file else default
             for line in range(sec.line, end):
-                mapping[line] = (origin.file or path, origin.line or 1)
+                mapping[line] = shown(origin)
     return mapping
 
 
@@ -427,6 +455,17 @@ def lint_paths(
     sel, ign = _selection(select, ignore)
     exe = _need_shellcheck() if shellcheck else None
     files, _empty = expand(paths)
+    with _no_gc():
+        return _lint_files(files, policy, sel, ign, exe)
+
+
+def _lint_files(
+    files: Sequence[str],
+    policy: Mapping[str, Any] | None,
+    sel: set[str] | None,
+    ign: set[str],
+    exe: str | None,
+) -> list[Finding]:
     contexts: list[tuple[Context, dict[int, tuple[str, int]] | None]] = []
     for path in files:
         pol = policy if policy is not None else load_policy(os.path.dirname(os.path.abspath(path)))

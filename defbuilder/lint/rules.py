@@ -831,12 +831,10 @@ _SECRETS = [
 _ASSIGNED = re.compile(
     r"""\b([A-Za-z0-9_]++)\s*+[=:]\s*+(?!["']?\$)(?!["']?\{\{)["']?[^\s"'$]{4}"""
 )
-_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY", re.I)
-#: Lines worth a closer look: a token's prefix, or an assignment to a secret-like name.
-_SECRET_CANDIDATE = re.compile(
-    r"-----BEGIN |\bgh[pousr]_|\bAKIA|\bhf_|\bxox[abpr]-|PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY",
-    re.I,
-)
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY", re.I | re.A)
+#: Lines worth a closer look: a token's prefix, or a secret-like name in any case.
+_SECRET_PREFIXES = [re.compile(p) for p in ("-----BEGIN ", "gh[pousr]_", "AKIA", "hf_", "xox")]
+_SECRET_WORDS = ("passw", "secret", "token", "api")
 
 
 def _secret(line: str) -> str | None:
@@ -866,7 +864,7 @@ _SECRET_SECTIONS = ("environment", "labels", "post", "appenv", "applabels", "app
 )
 def _secrets(ctx: Context) -> Iterator[Hit]:
     for n, line, sec in ctx.body_lines_matching(
-        _SECRET_CANDIDATE, lambda s: s.name in _SECRET_SECTIONS
+        _SECRET_PREFIXES, lambda s: s.name in _SECRET_SECTIONS, folded=_SECRET_WORDS
     ):
         what = _secret(line) if _is_code(line) else None
         if what is not None:
@@ -881,6 +879,7 @@ def _secrets(ctx: Context) -> Iterator[Hit]:
 
 
 _FETCH = re.compile(r"\b(curl|wget)\b")
+_FETCHERS = [re.compile("curl"), re.compile("wget")]
 _SHELL_HEAD = re.compile(r"\s*+(sudo\s++)?(\S*/)?(ba|da|z|k)?sh\b")
 _SH_SEPARATOR = re.compile(r"([|;&])")
 
@@ -906,7 +905,7 @@ def _pipes_download_to_shell(line: str) -> bool:
     '    echo "<sha256>  /tmp/i.sh" | sha256sum -c\n    sh /tmp/i.sh\n' + _T,
 )
 def _curl_sh(ctx: Context) -> Iterator[Hit]:
-    for n, line, _sec in ctx.body_lines_matching(_FETCH, lambda s: _is_shell(s.name)):
+    for n, line, _sec in ctx.body_lines_matching(_FETCHERS, lambda s: _is_shell(s.name)):
         if _is_code(line) and _pipes_download_to_shell(line):
             yield (
                 n,
@@ -937,14 +936,22 @@ def _no_test(ctx: Context) -> Iterator[Hit]:
 
 
 _APT_INSTALL = re.compile(r"\bapt(?:-get)?\s++(?:-\S++\s++)*+install\b")
-_APT = re.compile(r"\bapt(?:-get)?[^\S\n]")
+_APT = re.compile(r"apt(?:-get)?[^\S\n]")
 
 
-def _apt(ctx: Context) -> Iterator[tuple[RawSection, int, str]]:
-    """``apt(-get) install`` lines in the sections the build runs."""
-    for n, line, sec in ctx.body_lines_matching(_APT, lambda s: _runs_at_build(s.name)):
-        if _is_code(line) and _APT_INSTALL.search(line):
-            yield sec, n, line
+def _apt(ctx: Context) -> list[tuple[RawSection, int, str]]:
+    """``apt(-get) install`` lines in the sections the build runs (read once for
+    DB123 and DB124)."""
+
+    def find() -> list[tuple[RawSection, int, str]]:
+        return [
+            (sec, n, line)
+            for n, line, sec in ctx.body_lines_matching(_APT, lambda s: _runs_at_build(s.name))
+            if _is_code(line) and _APT_INSTALL.search(line)
+        ]
+
+    found: list[tuple[RawSection, int, str]] = ctx.shared("apt-install", find)
+    return found
 
 
 @rule(
@@ -1085,7 +1092,7 @@ def _policy_forbidden(ctx: Context) -> Iterator[Hit]:
     if not words:
         return
     patterns = [(word, re.compile(rf"(?:^|[\s;&|(]){re.escape(word)}(?:\s|$|;)")) for word in words]
-    anywhere = re.compile("|".join(re.escape(word) for word in words))
+    anywhere = [re.compile(re.escape(word)) for word in words]
     for n, line, _sec in ctx.body_lines_matching(anywhere, lambda s: _is_shell(s.name)):
         if _is_code(line):
             for word, pattern in patterns:
