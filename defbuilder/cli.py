@@ -74,7 +74,9 @@ def _read_def(path: str, sets: list[str] | None) -> str:
         from .render import render
 
         return render(load_recipe(path, parse_sets(sets)))
-    return read_text(path)
+    # No newline translation: Apptainer splits lines itself (apptainer.scan_lines), so a
+    # lone CR is not a line break for parse and try, exactly as for lint.
+    return read_text(path, newline="")
 
 
 def _cmd_try(args: argparse.Namespace) -> int:
@@ -97,14 +99,17 @@ def _cmd_try(args: argparse.Namespace) -> int:
         if not sep or not os.path.exists(hpath):
             raise DefError(f"--bind {item!r}: expected CONTAINER_PATH=EXISTING_HOST_PATH")
         binds[cpath] = os.path.abspath(hpath)
-    with tempfile.TemporaryDirectory(prefix="defbuilder-try-") as tmp:
+    with (
+        runtime.forward_signals() as signals,
+        tempfile.TemporaryDirectory(prefix="defbuilder-try-") as tmp,
+    ):
         image = runtime.unpack(text, tmp, stage=args.stage, files=binds, file=args.file)
         if args.show:
             for rel in ("runscript", "startscript", "test", "env/90-environment.sh"):
                 path = image.meta / rel
                 if path.exists():
                     print(f"==> /.singularity.d/{rel} <==")
-                    print(path.read_text(), end="")
+                    print(read_text(str(path), newline=""), end="")
             return 0
         if not runtime.available():
             raise DefError(
@@ -112,7 +117,7 @@ def _cmd_try(args: argparse.Namespace) -> int:
                 "this machine does not allow; use --show to see the scripts"
             )
         proc = image.popen(args.action, rest, sh=args.shell, app=args.app)
-        return proc.wait()
+        return signals.wait(proc)
 
 
 def _cmd_condor(args: argparse.Namespace) -> int:
