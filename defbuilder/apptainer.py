@@ -52,6 +52,7 @@ __all__ = [
     "app_script",
     "body_entries",
     "c_shell",
+    "files_contents_source",
     "files_source",
     "get_labels",
     "go_fields",
@@ -766,3 +767,16 @@ def build_arg_uses(text: str) -> Iterator[re.Match[str]]:
         if not commented:
             yield m
             done = m.end()
+
+
+def files_contents_source(src: str) -> str:
+    """The host ``%files`` source that copies what is *in* the directory ``src``.
+
+    internal/pkg/build/files/copy.go ``CopyFromHost`` runs ``cp -fLr SRC DST``, which
+    puts a directory *inside* ``DST`` when ``DST`` is a directory (one ending in ``/``
+    is created first, ``makeParentDir``); ``SRC/.`` copies its contents instead.
+
+    >>> files_contents_source("src/"), files_contents_source("./")
+    ('src/.', './.')
+    """
+    return src.rstrip("/") + "/."

@@ -69,7 +69,14 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from .apptainer import GO_SPACE, go_trim, has_placeholder, read_arguments
+from .apptainer import (
+    GO_SPACE,
+    build_arg_uses,
+    files_contents_source,
+    go_trim,
+    has_placeholder,
+    read_arguments,
+)
 from .blocks.entrypoint import Entrypoint
 from .blocks.pixi import static_activation
 from .codegen import Call, Composed, to_python
@@ -1365,7 +1372,7 @@ class _Converter:
         internal/pkg/build/args/reader.go ``commentLineRegexp``); inside double quotes, a
         default that needs no quoting. Otherwise the use is fixed to the default."""
         why = None
-        if re.search(r"#[^!]|#\Z", before):
+        if not any(build_arg_uses(before + "{{ " + arg.name + " }}")):
             why = "it follows a '#' on its line, where Apptainer does not substitute"
         elif quoted and set('"$`\\') & set(arg.default or ""):
             why = "its default needs quoting inside a double-quoted word"
@@ -1947,8 +1954,8 @@ class _Converter:
             if source is None:
                 # the build context: a leading / is its root, not the host's
                 src = src.lstrip("/") or "."
-                if src.endswith("/") and src != "./":
-                    src += "."  # cp -r dir/. copies the contents, as Docker does
+                if src.endswith("/"):
+                    src = files_contents_source(src)  # what is in it, as Docker copies
             early()
             stage.files.append((source, FileEntry(src, dst, origin=here)))
             fix_up(target)
