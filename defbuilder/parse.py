@@ -225,8 +225,8 @@ def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
 
 def _script(section: RawSection | None, file: str | None, build: bool) -> Script:
 
-    if section is None:
-        return _EMPTY_SCRIPT
+    if section is None or not section.body.strip():
+        return _EMPTY_SCRIPT  # an empty section runs nothing, whatever its arguments
     origin = Origin(file, section.line)
     args = go_trim(section.args)
     words = apptainer.go_fields(args)
@@ -344,7 +344,6 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
         sections["arguments"] = list(declared.values())
     apps = []
     for name in raw.apps():
-        origin = None
         parts: dict[str, Any] = {}
         for part, kind in (
             ("install", "appinstall"),
@@ -353,8 +352,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             ("test", "apptest"),
         ):
             sec = raw.section(kind, name)
-            if sec is not None:
-                origin = origin or Origin(file, sec.line)
+            if sec is not None and sec.body.strip():
                 parts[part] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
         sec = raw.section("appenv", name)
         if sec is not None:

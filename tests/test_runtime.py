@@ -229,7 +229,7 @@ def test_try_forwards_a_signal_waits_and_cleans_up(tmp_path, signame):
         pid = int(proc.stdout.readline())  # the program is running: synchronised
         assert list(tmpdir.iterdir()), "try unpacks the image under TMPDIR"
         proc.send_signal(getattr(signal, signame))
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     signum = getattr(signal, signame)
