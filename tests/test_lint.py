@@ -8,15 +8,20 @@ import ast
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from defbuilder.apptainer import build_arg_uses
 from defbuilder.lint import RULES, Severity, lint_paths, lint_text
 from defbuilder.lint.docs import rules_markdown
 from defbuilder.lint.engine import load_policy, load_policy_file, shellcheck_binary
-from defbuilder.lint.rules import EXAMPLE_POLICY
+from defbuilder.lint.rules import EXAMPLE_POLICY, NO_PROGRAM_BUILTINS
 from defbuilder.parse import parse, split_stages
 
 DEFS = Path(__file__).parent / "defs"
@@ -346,3 +351,156 @@ def test_policy_tables_per_file(tmp_path):
     (tmp_path / "defbuilder.toml").write_text("policy = 3\n")
     out = run_cli("lint", "--policy", str(tmp_path / "defbuilder.toml"), str(DEFS / "crlf.def"))
     assert out.returncode == 2 and "must be a table" in out.stderr
+
+
+# --- issue 13 item 3: each rule reports its own problem ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "codes"),
+    [
+        ("ubuntu", {"DB116"}),  # no tag: `latest` is used
+        ("ubuntu:latest", {"DB116"}),
+        ("ubuntu:24.04", {"DB115"}),
+        ("localhost:5000/ubuntu", {"DB116"}),  # a registry port is not a tag
+        ("localhost:5000/ubuntu:24.04", {"DB115"}),
+        ("ubuntu@sha256:" + "a" * 64, set()),  # a digest pins it whatever the tag
+        ("ubuntu:latest@sha256:" + "a" * 64, set()),
+        ("ubuntu:{{ TAG }}", set()),
+    ],
+)
+def test_tag_rules_split_the_cases(ref, codes):
+    """Docker image references are ``[HOST[:PORT]/]NAME[:TAG][@DIGEST]``, and "if no tag
+    is specified, latest is used" (https://docs.docker.com/reference/cli/docker/image/tag/):
+    an image without a tag is DB116's (latest), not also DB115's (pinned by tag only)."""
+    text = f"Bootstrap: docker\nFrom: {ref}\n\n%arguments\n    TAG=24.04\n" + "%test\n    true\n"
+    found = {f.code for f in lint_text(text, shellcheck=False)} & {"DB115", "DB116"}
+    assert found == codes
+
+
+@pytest.mark.parametrize("name", sorted(NO_PROGRAM_BUILTINS))
+def test_no_program_builtins_are_builtins_of_dash_and_bash(name):
+    """Each name DB112 lets a runscript end with is a builtin of both shells that run
+    runscripts (Ubuntu's /bin/sh is dash; `#!/bin/bash`), as the shells themselves say."""
+    for shell, probe, said in (
+        ("dash", f"command -V '{name}'", "builtin"),
+        ("bash", f"type -t '{name}'", "builtin"),
+    ):
+        exe = shutil.which(shell)
+        if exe is None:
+            pytest.skip(f"{shell} is not installed")
+        out = subprocess.run([exe, "-c", probe], capture_output=True, text=True)
+        assert said in out.stdout, (shell, name, out.stdout, out.stderr)
+
+
+RUN = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n%runscript\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        ("    printf 'hello\\n'\n", None),
+        ('    echo "starting"; printf "%s\\n" done 2>&1\n', None),
+        ("    A=1 printf x\n    export B=2\n", None),
+        ('    exec python "$@"\n    printf done\n', None),
+        ('    python /app/main.py "$@"\n    printf "done\\n"\n', 5),
+        ("    cd /app && python main.py\n", 5),
+        ("    printf a\n    python main.py | tee log\n    echo done\n", 6),
+        ('    eval "$CMD"\n', 5),  # eval runs its argument
+        ("    . /app/run.sh\n", 5),  # so does sourcing
+        ("    printf 'unterminated\n", 5),  # cannot be read simply: judged a program
+    ],
+)
+def test_runscript_may_end_in_builtins_that_start_no_program(body, line):
+    hits = [f.line for f in lint_text(RUN + body, shellcheck=False) if f.code == "DB112"]
+    assert hits == ([] if line is None else [line])
+
+
+def test_db112_reads_repeated_runscripts_with_their_own_lines():
+    """Apptainer appends the bodies of repeated sections (deffile.go
+    parseTokenSection); each line keeps its own number."""
+    text = RUN + "    printf a\n\n%runscript\n    printf b\n    python x\n"
+    assert [f.line for f in lint_text(text, shellcheck=False) if f.code == "DB112"] == [9]
+
+
+def test_shellcheck_errors_at_the_end_of_a_section_stay_in_it():
+    """An unfinished here-document (https://www.shellcheck.net/wiki/SC1039: the end
+    token must not be indented) makes shellcheck report SC1072 after the last line of
+    the script; that is the section's last line, not the next section's."""
+    text = (
+        "Bootstrap: docker\nFrom: ubuntu:24.04\n\n%post\n    cat > /x <<EOF\n    hello\n"
+        '    EOF\n\n%runscript\n    exec echo "$@"\n\n%test\n    true\n'
+    )
+    found = {(f.line, f.message.split(":")[0]) for f in lint_text(text) if f.code == "DB111"}
+    assert (7, "shellcheck SC1072") in found
+    assert all(5 <= n <= 7 for n, _ in found), found
+
+
+def test_appfiles_have_no_quotes_and_cut_comments():
+    """apps.go copyFiles: an %appfiles line is cut at `#` and split at the first space,
+    with no quoting (unlike %files' fileSplitter)."""
+    text = (
+        _PINNED + '\n%appfiles a\n    data.csv # the data\n    "my file" /opt/\n'
+        "%apprun a\n    exec true\n%test\n    true\n"
+    )
+    found = [(f.line, f.code) for f in lint_text(text, shellcheck=False)]
+    assert (5, "DB106") not in found and (6, "DB105") in found
+    [msg] = [f.message for f in lint_text(text, shellcheck=False) if f.code == "DB105"]
+    assert "src='\"my' dst='file\" /opt/'" in msg
+
+
+_PINNED = "Bootstrap: docker\nFrom: ubuntu:24.04@sha256:" + "a" * 64 + "\n"
+
+
+# --- placeholders: exactly the ones Apptainer substitutes ------------------------------
+
+
+def _go_new_reader(text: str) -> list[str]:
+    """internal/pkg/build/args/reader.go NewReader, ported literally (including its
+    backwards scan and the unanchored `Match` of commentLineRegexp): the names it
+    substitutes, in order. Quadratic, for small texts."""
+    build_args = re.compile(r"{{\s*(\w+)\s*}}", re.ASCII)
+    comment_line = re.compile(r"\s*[#][^!]\s*.*", re.ASCII)
+    names, i = [], 0
+    for m in build_args.finditer(text):
+        newline_idx = i
+        start = m.start()
+        while start >= newline_idx:
+            if text[start] == "\n":
+                newline_idx = start
+                break
+            start -= 1
+        if comment_line.search(text[newline_idx : m.start()]):
+            continue
+        names.append(m.group(1))
+        i = m.end()
+    return names
+
+
+@settings(max_examples=400, derandomize=True, deadline=None, database=None)
+@given(st.lists(st.sampled_from(["{{ A }}", "{{B}}", "#", "#!", "!", "\n", " ", "x", "{{"])))
+def test_build_arg_uses_is_readers_rule(parts):
+    text = "".join(parts)
+    assert [m.group(1) for m in build_arg_uses(text)] == _go_new_reader(text)
+
+
+def test_placeholders_after_a_hash_are_not_substituted():
+    """reader.go leaves a placeholder as written when a `#` not followed by `!` comes
+    before it on its line, wherever that `#` is; lint reports only the others."""
+    text = (
+        "Bootstrap: docker\nFrom: ubuntu:{{ TAG }}\n\n%post\n"
+        "    echo '#1' {{ NOTARG }}\n    echo {{ USED }} # trailing comment\n"
+        "%test\n    true\n"
+    )
+    undefined = [
+        f.message.split()[1] for f in lint_text(text, shellcheck=False) if f.code == "DB118"
+    ]
+    assert undefined == ["TAG", "USED"]
+
+
+def test_many_placeholders_on_one_line():
+    """Go rescans the line for each placeholder after a `#`; build_arg_uses reads it
+    once, with the same result."""
+    line = "    echo {{ A }} x#!{{ A }}" + " {{ A }} # " * 300 + "\n"
+    text = "Bootstrap: docker\nFrom: ubuntu:24.04\n%arguments\n    A=1\n%post\n" + line
+    assert [m.group(1) for m in build_arg_uses(text)] == _go_new_reader(text) == ["A"] * 3
