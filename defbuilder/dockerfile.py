@@ -980,6 +980,8 @@ def _parse_flags(ins: _Instruction) -> dict[str, list[str]]:
 # ===========================================================================
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_]")
+_SIMPLE_PARAM = re.compile(r"\$\{[A-Za-z0-9_@*#?$!-]+\}")
+_POSIX_SHELL = re.compile(r"(^|/)(sh|bash|dash|ash|ksh|zsh)\Z")
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -1056,6 +1058,11 @@ def _safe_joins(text: str, offsets: Sequence[int]) -> list[int]:
             continue
         if c == "\\":
             i += 2
+            word_start = False
+            continue
+        simple = _SIMPLE_PARAM.match(text, i)
+        if simple:  # ${NAME}: nothing in it to quote
+            i = simple.end()
             word_start = False
             continue
         if top == "d":
@@ -1459,7 +1466,9 @@ class _Converter:
             args = list(ins.args)
             if ins.cmd == "volume" and not ins.json:
                 args = [a for a in args if a]
-            values = [_flat(self.expand(a, stage, shell=False, what=what)) for a in args]
+            values = [
+                _with_defaults(self.expand(a, stage, shell=False, what=what)) or "" for a in args
+            ]
             shown = " ".join(values)
         why, fix = _UNSUPPORTED[ins.cmd]
         self.warn(ins.start, f"{what} {shown}: {why}; {fix} (left out)")
@@ -1715,7 +1724,9 @@ class _Converter:
             body = _rebreak(command, joins)
             self.placeholder("RUN", command)
             Script(body, verbatim=True, origin=here)  # a %-line is an error here
-            run = _Run(ins.start, stage.shell, (*stage.shell, command), body)
+            # a POSIX shell joins the lines again as Docker did; keep them readable
+            exact = body if _POSIX_SHELL.search(stage.shell[0]) else command
+            run = _Run(ins.start, stage.shell, (*stage.shell, exact), body)
         stage.post.append(run)
         stage.ran = True
         if not ins.json:

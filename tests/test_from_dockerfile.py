@@ -1042,3 +1042,27 @@ def test_corpus_of_real_dockerfiles():
             continue
         check_parses(render(conversion.recipe))
     assert len(refused) * 10 <= len(files), refused
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["printf '[%s]\\n' a ", "   b"],
+        ["printf '[%s]\\n' \"a ", '  b" c${HOME}', "d"],
+        ["printf '[%s]\\n' 'a ", " b'"],
+        ["printf '[%s]\\n' a # comment ", "printf '[%s]\\n' hidden"],
+        ["printf '[%s]\\n' a#b ", "c"],
+        ["printf '[%s]\\n' \"$(echo x ", 'y)" z'],
+        ["printf '[%s]\\n' a\\\\", "b"],
+    ],
+)
+def test_run_lines_are_joined_by_sh_as_docker_joins_them(tmp_path, shell, lines):
+    # parser.go: continuation lines are concatenated without a separator; where the
+    # converted %post keeps a line break, sh must remove it and read the same command.
+    text = "FROM alpine\nRUN " + " \\\n".join(lines) + "\n"
+    command = " ".join(lines)  # " \\\n" becomes "": the space before "\\" stays
+    post = convert(text).recipe.stages[0].post.body
+    body = post.split("(set +e\n", 1)[1].rsplit("\n)", 1)[0]
+    docker = subprocess.run([shell, "-c", command], capture_output=True, text=True)
+    ours = subprocess.run([shell, "-c", body], capture_output=True, text=True)
+    assert (ours.stdout, ours.returncode) == (docker.stdout, docker.returncode), body
