@@ -87,13 +87,12 @@ def bench_lint(files: list[Path], rounds: int, tmp: Path) -> None:
     sections = []
     for i, f in enumerate(files):
         ctx = _context(str(f), f.read_text(), {})
-        for stage in ctx.raw:
-            for j, sec in enumerate(stage.sections):
-                shell, own = _dialect(sec)
-                if shell and sec.body.strip():
-                    p = tmp / f"{i}-{stage.line}-{j}.sh"
-                    p.write_text(sec.body if own else f"# shellcheck shell={shell}\n" + sec.body)
-                    sections.append(str(p))
+        for j, sec in enumerate(ctx.sections()):
+            shell, own = _dialect(sec)
+            if shell and sec.body.strip():
+                p = tmp / f"{i}-{j}.sh"
+                p.write_text(sec.body if own else f"# shellcheck shell={shell}\n" + sec.body)
+                sections.append(str(p))
     lint = [sys.executable, "-m", "defbuilder", "lint", *map(str, files)]
     floor = [exe, "-f", "json", *sections]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
