@@ -121,19 +121,75 @@ def _cmd_try(args: argparse.Namespace) -> int:
 
 
 def _cmd_condor(args: argparse.Namespace) -> int:
-    from .condor import job_from, write_job
+    from .condor import build_job_from, job_from, write_build, write_dag, write_job
+    from .loader import parse_sets
 
     options = {k[len("job_") :]: v for k, v in vars(args).items() if k.startswith("job_")}
+    if options.get("items_file"):
+        items = os.path.abspath(options["items_file"])
+        if not os.path.isfile(items):
+            raise DefError("no such items file", file=options["items_file"])
+        options["items_file"] = items
+    resources = {
+        k[len("build_") :]: v for k, v in vars(args).items() if k.startswith("build_request_")
+    }
+    if not (args.build or args.dag):
+        build_only = {
+            "--staging": args.staging,
+            "--osdf-prefix": args.osdf_prefix,
+            "--set": args.set,
+            "--build-arg": args.build_arg,
+            **{f"--build-{k.replace('_', '-')}": v for k, v in resources.items()},
+        }
+        given = [opt for opt, value in build_only.items() if value is not None]
+        if given:
+            raise DefError(f"{given[0]} is for the build job: give --build or --dag")
+        job = job_from(
+            args.recipe,
+            options,
+            keys=args.key or (),
+            default_requirements=not args.no_default_requirements,
+        )
+        sub, wrapper = write_job(job, args.output)
+        print(f"wrote {sub} and {wrapper}")
+        print(f"submit:      condor_submit {sub}")
+        print(f"interactive: condor_submit -interactive {sub}")
+        return 0
+    if args.dag and not args.staging:
+        raise DefError("--dag needs --staging DIR: the GPU check and the jobs fetch the image")
+    if args.dag and options.get("image"):
+        raise DefError("--dag runs the jobs in the image it builds: leave out --image")
+    build = build_job_from(
+        args.recipe,
+        args.output,
+        name=options.get("name"),
+        staging=args.staging,
+        osdf_prefix=args.osdf_prefix,
+        sets=parse_sets(args.set),
+        build_args=args.build_arg or (),
+        resources=resources,
+    )
+    where = build.url or os.path.join(build.directory, build.image)
+    if not args.dag:
+        paths = write_build(build)
+        print(f"wrote {', '.join(paths)}")
+        print(f"image:       {where}")
+        print(f"submit:      condor_submit {build.path('submit')}")
+        print(
+            f"interactive: condor_submit -interactive {build.path('interactive')}, "
+            f"then: sh {build.files['wrapper']}"
+        )
+        return 0
     job = job_from(
         args.recipe,
-        options,
+        {**options, "name": build.name, "image": where},
         keys=args.key or (),
         default_requirements=not args.no_default_requirements,
     )
-    sub, wrapper = write_job(job, args.output)
-    print(f"wrote {sub} and {wrapper}")
-    print(f"submit:      condor_submit {sub}")
-    print(f"interactive: condor_submit -interactive {sub}")
+    dag, paths, done = write_dag(job, build)
+    print(f"wrote {dag} and {', '.join(p for p in paths if p != dag)}")
+    print(f"image:       {where}" + (" (staged already: BUILD is done)" if done else ""))
+    print(f"submit:      condor_submit_dag {dag}")
     return 0
 
 
@@ -264,12 +320,12 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     """One option per CondorJob field, its help from the field's metadata."""
     import attrs
 
-    from .condor import CondorJob, option_help
+    from .condor import CondorJob, option_help, option_name
 
     for f in attrs.fields(CondorJob):
         if f.name == "extra":
             continue
-        opt = "--" + f.name.replace("_", "-")
+        opt = option_name(f)
         dest = "job_" + f.name
         kind = str(f.type)
         text = option_help(f).replace("%", "%%")
@@ -605,6 +661,67 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="any other submit key (repeatable): a submit command, or +NAME / MY.NAME for "
         "a job attribute; keys with their own option, queue and HTCondor's predefined "
         "macros are refused (e.g. --key '+AccountingGroup=\"lab\"')",
+    )
+    condor.add_argument(
+        "--build",
+        action="store_true",
+        help="write a CHTC build job instead (NAME-build.sub, its wrapper, NAME.def and "
+        "an interactive variant) that builds the image named by its inputs "
+        "(`defbuilder hash --inputs`), tests it and places it in --staging DIR "
+        "(docs/chtc-build.md)",
+    )
+    condor.add_argument(
+        "--dag",
+        action="store_true",
+        help="write NAME.dag: BUILD (the build job, skipped when the image is staged) "
+        "-> GPUCHECK (the image's GPU check on a GPU) -> RUN (this job, in that image); "
+        "needs --staging (docs/chtc-build.md)",
+    )
+    condor.add_argument(
+        "--staging",
+        metavar="DIR",
+        help="with --build/--dag: where the build job places the image (e.g. /staging/USER); "
+        "jobs fetch it from its osdf:/// URL",
+    )
+    condor.add_argument(
+        "--osdf-prefix",
+        metavar="URL",
+        help="the URL of --staging DIR when it is not under /staging/ "
+        "(e.g. osdf:///chtc/staging/USER)",
+    )
+    condor.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="with --build/--dag: pass KEY=VALUE to the recipe function, as build --set "
+        "does (repeatable; e.g. --set cuda=12.8)",
+    )
+    condor.add_argument(
+        "--build-arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="with --build/--dag: a value for one of the recipe's %%arguments, passed to "
+        "apptainer build (e.g. --build-arg TAG=22.04)",
+    )
+    condor.add_argument(
+        "--build-request-cpus",
+        dest="build_request_cpus",
+        type=int,
+        metavar="N",
+        help="CPU cores of the build job (default: 2, CHTC's build template)",
+    )
+    condor.add_argument(
+        "--build-request-memory",
+        dest="build_request_memory",
+        metavar="QUANTITY",
+        help="memory of the build job, a number with K/M/G/T (default: 6GB)",
+    )
+    condor.add_argument(
+        "--build-request-disk",
+        dest="build_request_disk",
+        metavar="QUANTITY",
+        help="disk of the build job, a number with K/M/G/T (default: 32GB; an image "
+        "build unpacks every layer)",
     )
     if command in (None, "condor"):
         _add_job_options(condor)

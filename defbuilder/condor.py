@@ -276,6 +276,14 @@ def _check_requirements(field: str, value: tuple[str, ...]) -> None:
             raise JobError(field, req, "an empty requirement")
 
 
+def _check_items(field: str, value: object) -> None:
+    if value is None:
+        return
+    path = _line(field, value)
+    if any(ch.isspace() or ch in ",$" for ch in path):
+        raise JobError(field, path, "a file name here can hold no white space, ',' or '$'")
+
+
 def _check_extra(field: str, value: tuple[tuple[str, str], ...]) -> None:
     seen: set[str] = set()
     for key, val in value:
@@ -369,13 +377,14 @@ def _field(
     converter: Callable[[Any], Any] | None = None,
     metavar: str = "VALUE",
     example: str | None = None,
+    option: str | None = None,
 ) -> Any:
     """A CondorJob field with its help (``metadata``), checked by HTCondor's rules."""
     return attrs.field(
         default=default,
         converter=converter,
         validator=_validate(check) if check else None,
-        metadata={"help": help, "metavar": metavar, "example": example},
+        metadata={"help": help, "metavar": metavar, "example": example, "option": option},
     )
 
 
@@ -536,6 +545,16 @@ class CondorJob:
     queue: int = _field(
         1, help="how many jobs: `queue N`", check=_check_int(1), metavar="N", example="10"
     )
+    items_file: str | None = _field(
+        None,
+        option="--items",
+        help="a file with one item per line: one job per line (`queue item from FILE`), "
+        "the line added to the job's arguments as $(item); instead of --queue",
+        check=_check_items,
+        converter=_optional_str,
+        metavar="FILE",
+        example="items.txt",
+    )
     extra: tuple[tuple[str, str], ...] = _field(
         (),
         help="other submit keys, as KEY=VALUE (--key); reserved keys are refused",
@@ -552,7 +571,7 @@ class CondorJob:
             ("universe", "container"),
             ("container_image", self.image),
             ("executable", self.executable),
-            ("arguments", self.arguments),
+            ("arguments", f"{self.arguments} $(item)" if self.items_file else self.arguments),
             ("log", f"{logs}.log"),
             ("output", f"{logs}.out"),
             ("error", f"{logs}.err"),
@@ -586,9 +605,13 @@ class CondorJob:
         out += list(self.extra)
         return out
 
+    def __attrs_post_init__(self) -> None:
+        if self.items_file is not None and self.queue != 1:
+            raise JobError("queue", self.queue, "one job per line of items: not with --items")
+
     def queue_args(self) -> str:
-        """What follows ``queue`` on the last line."""
-        return str(self.queue)
+        """What follows ``queue`` on the last line: ``N``, or ``item from FILE``."""
+        return f"item from {self.items_file}" if self.items_file else str(self.queue)
 
     def submit(self) -> str:
         """The submit file's text."""
@@ -637,12 +660,19 @@ def option_default(field: attrs.Attribute[Any]) -> str:
     return str(default)
 
 
+def option_name(field: attrs.Attribute[Any]) -> str:
+    """A field's ``defbuilder condor`` option: ``--`` and its name with ``-`` for ``_``."""
+    if field.name == "extra":
+        return "--key"
+    return str(field.metadata.get("option") or "--" + field.name.replace("_", "-"))
+
+
 def option_help(field: attrs.Attribute[Any]) -> str:
     """The ``--help`` text of a field's option: what it is, the default, an example."""
     text = f"{field.metadata['help']} (default: {option_default(field)}"
     example = field.metadata.get("example")
     if example:
-        opt = "--" + field.name.replace("_", "-")
+        opt = option_name(field)
         text += f"; e.g. {example if example.startswith('--') else f'{opt} {example}'}"
     return text + ")"
 
@@ -651,10 +681,7 @@ def options_markdown() -> str:
     """The table of ``condor`` options in docs/chtc.md (a test keeps them equal)."""
     rows = ["| option | submit key / use | default |", "| --- | --- | --- |"]
     for field in attrs.fields(CondorJob):
-        if field.name == "extra":
-            opt = "`--key KEY=VALUE`"
-        else:
-            opt = f"`--{field.name.replace('_', '-')}`"
+        opt = "`--key KEY=VALUE`" if field.name == "extra" else f"`{option_name(field)}`"
         help_ = field.metadata["help"].replace("|", "\\|")
         default = option_default(field).replace("|", "\\|")
         default = default if default.startswith("none") else f"`{default}`"
@@ -663,8 +690,10 @@ def options_markdown() -> str:
 
 
 CondorJob.__doc__ = (CondorJob.__doc__ or "") + (
-    "\n\nFields (the ``defbuilder condor`` option of the same name, ``_`` as ``-``):\n\n"
-    + "\n".join(f"* ``{f.name}``: {option_help(f)}" for f in attrs.fields(CondorJob))
+    "\n\nFields (and their ``defbuilder condor`` options):\n\n"
+    + "\n".join(
+        f"* ``{f.name}`` (``{option_name(f)}``): {option_help(f)}" for f in attrs.fields(CondorJob)
+    )
     + "\n"
 )
 
@@ -743,7 +772,8 @@ def _recipe_line(recipe_path: str, key: str) -> int | None:
 
 
 def _option(field: str) -> str:
-    return "--key" if field in ("key", "extra") else "--" + field.replace("_", "-")
+    names = attrs.fields_dict(CondorJob)
+    return option_name(names[field]) if field in names else "--key"
 
 
 def job_from(
@@ -842,3 +872,373 @@ def write_job(job: CondorJob, directory: str) -> tuple[str, str]:
         raise DefError(f"cannot make the directory: {exc.strerror}", file=directory) from None
     write_outputs([(sub, text), (wrapper, job.wrapper())], executable=[wrapper])
     return sub, wrapper
+
+
+# --- build jobs and the build -> GPU check -> run DAG --------------------------------------
+
+#: CHTC's resources for a build job (CHTC/templates-GPUs,
+#: containers/pixi/build_apptainer_container.sub): 2 CPUs, 6 GB memory, 32 GB disk.
+BUILD_RESOURCES = {"request_cpus": 2, "request_memory": "6GB", "request_disk": "32GB"}
+#: GPU check exit codes on which the DAG stops (recipes/hello_pytorch/gpu_check.py:
+#: 1 PyTorch missing or broken, 2 usage error, 3 no GPU with --require-gpu,
+#: 4 numerical mismatch); any other failure (5, an unusable GPU on that machine, an
+#: eviction) is retried, on another machine.
+GPU_CHECK_DEFINITIVE = (1, 2, 3, 4)
+#: What the GPUCHECK POST script exits with for a definitive failure (ABORT-DAG-ON).
+ABORT_CODE = 10
+#: What the BUILD PRE script exits with when the image is already staged (PRE_SKIP).
+SKIP_CODE = 99
+#: GPUCHECK retries after a transient failure.
+GPU_CHECK_RETRIES = 2
+
+#: Characters a path may hold where HTCondor lists files (``transfer_input_files``,
+#: ``transfer_output_remaps``) or expands macros: no white space, , ; = $ " or #.
+_SUBMIT_PATH = re.compile(r"[A-Za-z0-9._/+@:~%-]+")
+
+
+def _submit_path(what: str, path: str) -> str:
+    if not _SUBMIT_PATH.fullmatch(path):
+        raise DefError(
+            f"{what} {path!r}: a path in a submit file here can only hold letters, digits "
+            "and . _ / + @ : ~ % - (HTCondor splits file lists at , ; = and white space, "
+            "and expands $)"
+        )
+    return path
+
+
+@attrs.frozen(kw_only=True)
+class BuildJob:
+    """A CHTC build job (``+IsBuildJob = true``) that builds, tests and stages one image.
+
+    ``inputs`` (``images.build_inputs``) names the image by its inputs; the rendered
+    .def and every local ``%files`` source are sent with the job, at their paths
+    relative to the recipe (``initialdir`` is the recipe's directory and
+    ``preserve_relative_paths = true``, htcondor-jdl(1)), so the .def finds them
+    where ``apptainer build`` run beside the recipe would. The wrapper
+    (``condor_build.sh.j2``) builds, runs ``apptainer test``, and either moves the
+    image into ``staging`` (needs ``HasCHTCStaging``; an existing image of that name
+    is kept: it was built from the same inputs) or leaves it to be sent back into
+    ``directory``. ``NAME-image.txt`` comes back with the image's URL or name.
+    """
+
+    name: str = attrs.field(validator=_validate(_check_plain))
+    inputs: Any  # images.BuildInputs (kept out of this module's imports)
+    directory: str
+    staging: str | None = None
+    url: str | None = None
+    request_cpus: int = attrs.field(default=2, validator=_validate(_check_int(1)))
+    request_memory: str = attrs.field(default="6GB", validator=_validate(_check_quantity))
+    request_disk: str = attrs.field(default="32GB", validator=_validate(_check_quantity))
+
+    def __attrs_post_init__(self) -> None:
+        for what, path in (("-o", self.directory), ("the recipe's directory", self.inputs.base)):
+            if not os.path.isabs(path):
+                raise DefError(f"{what} {path!r}: expected an absolute path")
+            _submit_path(what, path)
+        if self.staging is not None:
+            _submit_path("--staging", self.staging)
+        self.sources()
+
+    @property
+    def image(self) -> str:
+        return str(self.inputs.name)
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Role -> file name in ``directory``."""
+        n = self.name
+        return {
+            "def": f"{n}.def",
+            "submit": f"{n}-build.sub",
+            "wrapper": f"{n}-build.sh",
+            "interactive": f"{n}-build-interactive.sub",
+            "result": f"{n}-image.txt",
+        }
+
+    def path(self, role: str) -> str:
+        return os.path.join(self.directory, self.files[role])
+
+    def sources(self) -> list[str]:
+        """The ``%files`` sources the job takes along, relative to the recipe."""
+        out = []
+        for item in self.inputs.top_level():
+            name = item.name
+            if os.path.isabs(name) or name == ".." or name.startswith("../"):
+                raise DefError(
+                    f"%files source {name!r} is outside the recipe's directory: a build job "
+                    "can only take files from the recipe's directory along"
+                )
+            out.append(_submit_path("%files source", name))
+        return out
+
+    def items(self, *, interactive: bool = False) -> list[tuple[str, str]]:
+        """Submit keys of the build job (or of its interactive variant)."""
+        logs = os.path.join(self.directory, f"{self.name}-build_$(Cluster)")
+        inputs = [self.path("def"), *self.sources()]
+        if interactive:
+            # CHTC: "interactive jobs require an executable" (its build.sub uses hostname);
+            # the wrapper comes along to be run by hand: sh NAME-build.sh
+            inputs.insert(1, self.path("wrapper"))
+        out: list[tuple[str, str]] = [
+            ("universe", "vanilla"),
+            ("executable", "/usr/bin/hostname" if interactive else self.path("wrapper")),
+            ("initialdir", self.inputs.base),
+            ("log", f"{logs}.log"),
+        ]
+        if not interactive:
+            out += [("output", f"{logs}.out"), ("error", f"{logs}.err")]
+        out += [
+            ("should_transfer_files", "YES"),
+            ("when_to_transfer_output", "ON_EXIT"),
+            ("preserve_relative_paths", "true"),
+            ("transfer_input_files", ", ".join(inputs)),
+        ]
+        if not interactive:
+            back = [self.files["result"]] if self.staging else [self.image, self.files["result"]]
+            out.append(("transfer_output_files", ", ".join(back)))
+            remaps = "; ".join(f"{f} = {os.path.join(self.directory, f)}" for f in back)
+            out.append(("transfer_output_remaps", f'"{remaps}"'))
+        if self.staging:
+            out.append(("requirements", "(HasCHTCStaging == true)"))
+        out += [
+            ("+IsBuildJob", "true"),
+            ("request_cpus", str(self.request_cpus)),
+            ("request_memory", self.request_memory),
+            ("request_disk", self.request_disk),
+        ]
+        return out
+
+    def submit(self, *, interactive: bool = False) -> str:
+        role = "interactive" if interactive else "submit"
+        return submit_text(
+            self.files[role][: -len(".sub")], self.items(interactive=interactive), "1"
+        )
+
+    def wrapper(self) -> str:
+        from .templating import render_template
+
+        return render_template(
+            "condor_build.sh.j2",
+            image=self.image,
+            definition=self.files["def"],
+            result=self.files["result"],
+            staging=self.staging,
+            url=self.url,
+            build_args=[w for a in self.inputs.build_args for w in ("--build-arg", a)],
+        )
+
+    def outputs(self) -> list[tuple[str, str]]:
+        """``(path, text)`` of every file the build job needs, each submit file read
+        back with the bindings first."""
+        for interactive in (False, True):
+            role = "interactive" if interactive else "submit"
+            check_submit(
+                self.submit(interactive=interactive),
+                self.items(interactive=interactive),
+                "1",
+                where=self.path(role),
+            )
+        return [
+            (self.path("def"), self.inputs.def_text),
+            (self.path("submit"), self.submit()),
+            (self.path("wrapper"), self.wrapper()),
+            (self.path("interactive"), self.submit(interactive=True)),
+        ]
+
+
+def _make_directory(directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise DefError(f"cannot make the directory: {exc.strerror}", file=directory) from None
+
+
+def _distinct(paths: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for path in paths:
+        if path in seen:
+            raise DefError(f"two of the files to write are both {path}: rename the job")
+        seen.add(path)
+
+
+def write_build(build: BuildJob) -> list[str]:
+    """Write the build job's files (``BuildJob.outputs``) into its directory."""
+    outputs = build.outputs()
+    _distinct(p for p, _ in outputs)
+    _make_directory(build.directory)
+    write_outputs(outputs, executable=[build.path("wrapper")])
+    return [p for p, _ in outputs]
+
+
+def gpu_check_job(job: CondorJob, image: str) -> CondorJob:
+    """The GPUCHECK node's job: ``job``'s GPU check with ``--require-gpu --json`` as
+    the workload, on one GPU, in ``image``; its JSON is the last line of its output."""
+    if not job.gpu_check:
+        raise DefError("--dag runs the image's GPU check: give it with --gpu-check")
+    check = list(job.gpu_check)
+    check += [flag for flag in ("--require-gpu", "--json") if flag not in check]
+    return attrs.evolve(
+        job,
+        image=image,
+        name=f"{job.name}-gpucheck",
+        executable=f"{job.name}-gpucheck.sh",
+        command=tuple(check),
+        gpu_check=(),
+        request_gpus=1,
+        queue=1,
+        items_file=None,
+        transfer_input_files=(),
+        transfer_output_files=(),
+        arguments="$(Cluster).$(Process)",
+    )
+
+
+class _PlainNames:
+    """Node names as given (one node per layer): BUILD, GPUCHECK, RUN."""
+
+    def generate(self, layer_name: str, node_index: int) -> str:
+        return layer_name
+
+    def parse(self, node_name: str) -> tuple[str, int]:
+        return node_name, 0
+
+
+def write_dag(job: CondorJob, build: BuildJob) -> tuple[str, list[str], bool]:
+    """Write ``NAME.dag`` (with ``htcondor2.dags``) and the files of its nodes:
+
+    * BUILD: ``build`` (``write_build``); a PRE script skips it (PRE_SKIP) when the
+      image is already staged, and it is marked DONE when it is staged now;
+    * GPUCHECK: ``gpu_check_job`` in the staged image; its POST script turns a
+      definitive failure (``GPU_CHECK_DEFINITIVE``) into ``ABORT_CODE``, on which
+      the DAG aborts, and anything else into a retry (``GPU_CHECK_RETRIES``);
+    * RUN: ``job`` in the staged image (``queue N`` or one job per ``--items`` line).
+
+    Returns the DAG's path, every file written, and whether BUILD is already done.
+    """
+    import tempfile
+    from pathlib import Path
+
+    try:
+        from htcondor2 import dags
+    except ImportError:  # pragma: no cover - the test extra installs htcondor
+        raise DefError(
+            "--dag writes the DAG with the htcondor2 bindings: pip install htcondor"
+        ) from None
+    from .templating import render_template
+
+    assert build.staging is not None and build.url is not None
+    directory = build.directory
+    run = attrs.evolve(job, image=build.url)
+    check = gpu_check_job(job, build.url)
+    target = os.path.join(build.staging, build.image)
+    pre = os.path.join(directory, f"{job.name}-pre-build.sh")
+    post = os.path.join(directory, f"{job.name}-post-gpucheck.sh")
+    subs = {
+        "RUN": (os.path.join(directory, f"{run.name}.sub"), run),
+        "GPUCHECK": (os.path.join(directory, f"{check.name}.sub"), check),
+    }
+    outputs = build.outputs()
+    wrappers = [build.path("wrapper"), pre, post]
+    for path, node_job in subs.values():
+        text = node_job.submit()
+        check_submit(text, node_job.items(), node_job.queue_args(), where=path)
+        wrapper = os.path.join(directory, node_job.executable)
+        outputs += [(path, text), (wrapper, node_job.wrapper())]
+        wrappers.append(wrapper)
+    outputs += [
+        (pre, render_template("condor_pre_build.sh.j2", target=target, skip_code=SKIP_CODE)),
+        (
+            post,
+            render_template(
+                "condor_post_gpucheck.sh.j2",
+                definitive=[str(c) for c in GPU_CHECK_DEFINITIVE],
+                abort_code=ABORT_CODE,
+            ),
+        ),
+    ]
+    done = os.path.exists(target)
+    dag = dags.DAG()
+    node_dir = Path(directory)
+    build_layer = dag.layer(
+        name="BUILD",
+        submit_description=Path(build.path("submit")),
+        dir=node_dir,
+        pre=dags.Script(pre),
+        pre_skip_exit_code=SKIP_CODE,
+        done=done,
+    )
+    check_layer = build_layer.child_layer(
+        name="GPUCHECK",
+        submit_description=Path(subs["GPUCHECK"][0]),
+        dir=node_dir,
+        post=dags.Script(post, arguments=["$RETURN"]),
+        retries=GPU_CHECK_RETRIES,
+        retry_unless_exit=ABORT_CODE,
+        abort=dags.DAGAbortCondition(node_exit_value=ABORT_CODE, dag_return_value=1),
+    )
+    check_layer.child_layer(name="RUN", submit_description=Path(subs["RUN"][0]), dir=node_dir)
+    dag_path = os.path.join(directory, f"{job.name}.dag")
+    with tempfile.TemporaryDirectory(prefix="defbuilder-dag-") as tmp:
+        written = dags.write_dag(
+            dag, Path(tmp), dag_file_name="x.dag", node_name_formatter=_PlainNames()
+        )
+        made = sorted(os.listdir(tmp))
+        if made != ["x.dag"]:  # pragma: no cover - no noop nodes, no config
+            raise RuntimeError(f"htcondor2.dags wrote more than the DAG: {made}")
+        dag_text = written.read_text()
+    outputs.append((dag_path, dag_text))
+    _distinct(p for p, _ in outputs)
+    _make_directory(directory)
+    write_outputs(outputs, executable=wrappers)
+    return dag_path, [p for p, _ in outputs], done
+
+
+def build_job_from(
+    recipe_path: str,
+    directory: str,
+    *,
+    name: str | None = None,
+    staging: str | None = None,
+    osdf_prefix: str | None = None,
+    sets: Mapping[str, str] | None = None,
+    build_args: Sequence[str] = (),
+    resources: Mapping[str, Any] | None = None,
+) -> BuildJob:
+    """The build job ``defbuilder condor --build`` writes for ``recipe_path``.
+
+    ``name``: ``--name``, else the recipe's ``job["name"]``, else the image's stem.
+    ``resources``: ``request_cpus`` / ``request_memory`` / ``request_disk`` in place
+    of CHTC's build defaults (``BUILD_RESOURCES``); ``None`` values are unset.
+    ``staging`` need not exist here: the build job places the image there.
+    """
+    from .images import build_inputs, image_stem, staged_url
+
+    job_name = name or job_defaults(recipe_path).get("name") or image_stem(recipe_path)
+    try:
+        _check_plain("name", job_name)
+    except JobError as exc:
+        origin = "--name" if name else "the job name"
+        raise DefError(f"{origin} {exc.value!r}: {exc.reason}") from None
+    url = None
+    if staging is not None:
+        # the build job's machine has it (HasCHTCStaging); this one need not
+        staging = os.path.abspath(staging)
+    elif osdf_prefix is not None:
+        raise DefError("--osdf-prefix is the URL of --staging DIR: give --staging too")
+    inputs = build_inputs(recipe_path, sets, build_args)
+    if staging is not None:
+        url = staged_url(os.path.join(staging, inputs.name), osdf_prefix)
+    given = {k: v for k, v in (resources or {}).items() if v is not None}
+    try:
+        return BuildJob(
+            name=job_name,
+            inputs=inputs,
+            directory=os.path.abspath(directory),
+            staging=staging,
+            url=url,
+            **{**BUILD_RESOURCES, **given},
+        )
+    except JobError as exc:
+        raise DefError(
+            f"--build-{exc.field.replace('_', '-')} {exc.value!r}: {exc.reason}"
+        ) from None
