@@ -1146,6 +1146,8 @@ _UNSUPPORTED = {
 }
 _KNOWN = {"from", "run", "cmd", "label", "maintainer", "env", "add", "copy", "entrypoint"}
 _KNOWN |= {"workdir", "arg", "shell", *_UNSUPPORTED}
+#: Where a COPY after a RUN waits in the image until %post puts it in place.
+_STAGING = "/.defbuilder-copy"
 _ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|tar\.zst)$")
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _UNAME_ARCH = (
@@ -1915,8 +1917,8 @@ class _Converter:
                 reported = True
                 self.warn(
                     ins.start,
-                    f"{what} after a RUN: Apptainer copies all %files before %post runs, "
-                    "so this file is in place earlier than in Docker",
+                    f"{what} of a pattern after a RUN: Apptainer copies all %files before "
+                    "%post runs, so these files are in place earlier than in Docker",
                 )
 
         def fix_up(target: str) -> None:
@@ -1929,7 +1931,7 @@ class _Converter:
                     f"chown -R {self.shtext(chown, stage)} {self.shtext(target, stage)}"
                 )
 
-        for raw in raw_sources:
+        for k, raw in enumerate(raw_sources):
             doc = _parse_heredoc(raw) if "<<" in raw else None
             if doc is not None and doc.name in docs:
                 self.heredoc_file(docs[doc.name], stage, dst, what)
@@ -1949,7 +1951,6 @@ class _Converter:
                 fix_up(dst + posixpath.basename(src) if dst.endswith("/") else dst)
                 continue
             if ins.cmd == "add" and source is None and _ARCHIVE.search(src):
-                early()
                 tmp = "/tmp/defbuilder-add/" + posixpath.basename(src)
                 self.warn(
                     ins.start,
@@ -1967,8 +1968,20 @@ class _Converter:
                 src = src.lstrip("/") or "."
                 if src.endswith("/"):
                     src = files_contents_source(src)  # what is in it, as Docker copies
-            early()
-            stage.files.append((source, FileEntry(src, dst, origin=here)))
+            if stage.ran and not any(c in raw for c in "*?["):
+                # Apptainer copies %files before %post: set it aside, put it in place here
+                slot = f"{_STAGING}/{ins.start}-{k}"
+                stage.files.append((source, FileEntry(src, slot, origin=here)))
+                folder = self.shtext(dst, stage)
+                parent = self.shtext(posixpath.dirname(target.rstrip("/")) or "/", stage)
+                stage.post.append(
+                    f"if [ -d {slot} ]; then mkdir -p {folder} && cp -a {slot}/. {folder}; "
+                    f"else mkdir -p {parent} && cp -a {slot} {self.shtext(target, stage)}; "
+                    f"fi && rm -rf {slot} || exit 1"
+                )
+            else:
+                early()
+                stage.files.append((source, FileEntry(src, dst, origin=here)))
             fix_up(target)
 
     def heredoc_file(self, doc: _Heredoc, stage: _Stage, dst: str, what: str) -> None:
@@ -2127,6 +2140,8 @@ class _Converter:
         lines: list[str] = []
         for item in st.post:
             lines += _run_lines(item, post_shell) if isinstance(item, _Run) else [item]
+        if any(e.dst and e.dst.startswith(_STAGING + "/") for _s, e in st.files):
+            lines.append(f"rm -rf {_STAGING}")
         workdir = None
         if is_final and st.workdir:
             workdir = _with_defaults(st.workdir)

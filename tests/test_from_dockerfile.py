@@ -788,13 +788,18 @@ def test_multistage_patterns_of_real_dockerfiles():
     base, deps, uv, final = conversion.recipe.stages
     assert str(base.header.from_) == "python:{{ PYTHON_VERSION }}-slim"
     assert uv.header.from_ == "ghcr.io/astral-sh/uv:0.5"
-    copies = {f.from_stage: [(e.src, e.dst) for e in f.entries] for f in final.files}
-    assert copies["deps"] == [("/install", "/usr/local")]
-    assert copies["image-uv"] == [("/uv", "/bin/"), ("/uvx", "/bin/")]
-    assert copies["Base"] == [("/etc/os-release", "/etc/base-os-release")]
-    assert copies[None] == [("src/.", "{{ APP_HOME }}/src/")] or copies[None] == [
-        ("src/.", "/opt/app/src/")
-    ]
+    copies = {f.from_stage: [e.src for e in f.entries] for f in final.files}
+    assert copies == {
+        "deps": ["/install"],
+        "image-uv": ["/uv", "/uvx"],
+        "Base": ["/etc/os-release"],
+        None: ["src/."],  # a directory's contents, as Docker copies `src/`
+    }
+    # the stage repeats Base's RUN, so each COPY is put in place after it, in %post
+    post = final.post.body
+    assert post.index("apt-get install") < post.index("/.defbuilder-copy/25-0/. /usr/local;")
+    assert "cp -a /.defbuilder-copy/26-0 /bin/uv;" in post
+    assert "cp -a /.defbuilder-copy/28-0/. /opt/app/src/;" in post
     assert "pip install --prefix=/install" in deps.post.body  # the FROM base steps too
     assert "apt-get install" in deps.post.body
     warnings = "\n".join(conversion.warnings)
@@ -1066,3 +1071,41 @@ def test_run_lines_are_joined_by_sh_as_docker_joins_them(tmp_path, shell, lines)
     docker = subprocess.run([shell, "-c", command], capture_output=True, text=True)
     ours = subprocess.run([shell, "-c", body], capture_output=True, text=True)
     assert (ours.stdout, ours.returncode) == (docker.stdout, docker.returncode), body
+
+
+@needs_namespaces
+def test_copy_after_run_lands_when_docker_copies_it(tmp_path, shell):
+    # Docker copies at the COPY; Apptainer copies %files before %post. A COPY after a
+    # RUN waits in /.defbuilder-copy and %post puts it in place at that point, with
+    # Docker's rules: a directory's contents into the destination, a file to it.
+    conversion = convert(
+        "FROM alpine\n"
+        "RUN mkdir -p /app/www && echo old > /app/www/index.html && rm -rf /app/www/*\n"
+        "COPY site/ /app/www/\nCOPY notes.txt /app/n/notes\n"
+        "RUN cat /app/n/notes /app/www/index.html > /app/seen\n"
+    )
+    text = render(conversion.recipe)
+    assert not [w for w in conversion.warnings if "after a RUN" in w]
+    context = tmp_path / "context"
+    (context / "site").mkdir(parents=True)
+    (context / "site" / "index.html").write_text("new\n")
+    (context / "notes.txt").write_text("notes\n")
+    staging, app = tmp_path / "staging", tmp_path / "app"
+    staging.mkdir()
+    app.mkdir()
+    stage = split_stages(text)[0]
+    entries = [ln.split() for ln in stage.section("files").body.splitlines() if ln.strip()]
+    for src, dst in entries:
+        # internal/pkg/build/files/copy.go CopyFromHost: cp -fLr SRC DST
+        assert dst.startswith("/.defbuilder-copy/")
+        subprocess.run(
+            ["cp", "-fLr", str(context / src), str(staging / dst.split("/")[-1])], check=True
+        )
+    assert text.endswith("rm -rf /.defbuilder-copy\n")  # the folder is a mount point here
+    text = text[: -len("rm -rf /.defbuilder-copy\n")]
+    img = unpack(text, tmp_path / "root", files={"/.defbuilder-copy": staging, "/app": app})
+    res = img.run("exec", img.build_script_argv("post"), sh=shell)
+    assert res.returncode == 0, res.stderr.decode()
+    assert (app / "seen").read_text() == "notes\nnew\n"
+    assert sorted(p.name for p in (app / "www").iterdir()) == ["index.html"]
+    assert list(staging.iterdir()) == []
