@@ -202,10 +202,11 @@ class Context:
         else:
             patterns = [pattern] if isinstance(pattern, re.Pattern) else list(pattern)
             lines = self.lines_matching_any(patterns, folded=folded)
+        flat, starts, ends, _by_name = self._index()
         for n, line in lines:
-            sec = self.section_at(n)
-            if sec is not None and accept(sec):
-                yield n, line, sec
+            i = bisect.bisect_left(starts, n) - 1  # as section_at
+            if i >= 0 and n < ends[i] and accept(flat[i]):
+                yield n, line, flat[i]
 
     def build_arg_uses(self) -> dict[int, list[tuple[int, str]]]:
         """Per stage (index in ``raw``): ``(line, name)`` of each ``{{ NAME }}`` that

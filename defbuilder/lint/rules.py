@@ -33,6 +33,7 @@ from ..apptainer import (
     AGENTS,
     APP_SECTIONS,
     BUILD_SECTIONS,
+    VALID_HEADER_KEYS,
     FilesSource,
     SectionKind,
     agent_reads,
@@ -155,16 +156,32 @@ def _merged_code_lines(stage: RawStage, name: str) -> list[tuple[int, str]]:
     return [hit for sec in stage.sections if sec.name == name for hit in _code_lines(sec)]
 
 
-def _image_refs(ctx: Context) -> Iterator[tuple[int, str]]:
-    """``From:`` values that name an image in a registry (not a local file)."""
-    for stage in ctx.raw:
-        agent = stage.header.get("bootstrap", "")
-        if (
-            "from" in stage.header
-            and agent not in ("localimage", "buildkit", "dockerfile")
-            and agent_reads(agent, "from")
-        ):
-            yield stage.header_lines["from"], stage.header["from"]
+def _image_refs(ctx: Context) -> list[tuple[int, str]]:
+    """``From:`` values that name an image in a registry (not a local file), with
+    their lines (read once per file)."""
+
+    def find() -> list[tuple[int, str]]:
+        pulls: dict[str, bool] = {}  # agent -> whether From: names a registry image
+        found = []
+        for stage in ctx.raw:
+            header = stage.header
+            ref = header.get("from")
+            if ref is None:
+                continue
+            agent = header.get("bootstrap", "")
+            pull = pulls.get(agent)
+            if pull is None:
+                pull = pulls[agent] = agent not in (
+                    "localimage",
+                    "buildkit",
+                    "dockerfile",
+                ) and agent_reads(agent, "from")
+            if pull:
+                found.append((stage.header_lines["from"], ref))
+        return found
+
+    refs: list[tuple[int, str]] = ctx.shared("image-refs", find)
+    return refs
 
 
 def _reference(ref: str) -> tuple[str | None, bool]:
@@ -457,17 +474,25 @@ def _includecmd(ctx: Context) -> Iterator[Hit]:
 )
 def _ignored_key(ctx: Context) -> Iterator[Hit]:
     reads: dict[tuple[str, str], bool] = {}
+    read_all: dict[str, frozenset[str]] = {}  # agent -> keys it reads, and bootstrap
     for stage in ctx.raw:
         agent = stage.header.get("bootstrap", "")
         if agent not in AGENTS:
             continue
+        known = read_all.get(agent)
+        if known is None:
+            known = read_all[agent] = frozenset(
+                {"bootstrap", *(k for k in VALID_HEADER_KEYS if agent_reads(agent, k))}
+            )
+        if stage.header_lines.keys() <= known:
+            continue  # the usual case, decided without a loop
         for key, line in stage.header_lines.items():
             if key == "bootstrap":
                 continue
-            known = reads.get((agent, key))
-            if known is None:
-                known = reads[agent, key] = agent_reads(agent, key)
-            if not known:
+            does = reads.get((agent, key))
+            if does is None:
+                does = reads[agent, key] = agent_reads(agent, key)
+            if not does:
                 yield line, f"Bootstrap: {agent} does not read {key}:; Apptainer ignores it"
 
 
@@ -740,13 +765,14 @@ def _latest(ctx: Context) -> Iterator[Hit]:
     supersedes=("DB100",),
 )
 def _files_from_unknown(ctx: Context) -> Iterator[Hit]:
+    copies = [sec for sec in ctx.sections("files") if sec.args]
+    if not copies:
+        return
     first: dict[str, int] = {}  # stage name -> index of the first stage with it
     for i, stage in enumerate(ctx.raw):
         if "stage" in stage.header:
             first.setdefault(stage.header["stage"], i)
-    for sec in ctx.sections("files"):
-        if not sec.args:
-            continue
+    for sec in copies:
         source, name = files_source(sec.args)
         if source is FilesSource.STAGE and first.get(name or "", len(ctx.raw)) >= ctx.stage_at(
             sec.line
@@ -936,7 +962,8 @@ def _no_test(ctx: Context) -> Iterator[Hit]:
 
 
 _APT_INSTALL = re.compile(r"\bapt(?:-get)?\s++(?:-\S++\s++)*+install\b")
-_APT = re.compile(r"apt(?:-get)?[^\S\n]")
+#: The same without ``\b``, so ``re`` looks for the literal ``apt`` first.
+_APT = re.compile(r"apt(?:-get)?\s++(?:-\S++\s++)*+install\b")
 
 
 def _apt(ctx: Context) -> list[tuple[RawSection, int, str]]:
