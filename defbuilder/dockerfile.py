@@ -34,7 +34,8 @@ Apptainer cannot honour becomes a warning with the reason (never a silent drop):
   ``--from=IMAGE`` -> an extra stage bootstrapped from that image; ``--from=N``
   the N-th stage; ``--chmod``/``--chown`` -> ``chmod``/``chown`` in ``%post``;
   heredocs -> ``printf`` in ``%post``). Apptainer copies all %files *before* %post
-  runs: a COPY after a RUN is reported. ``ADD`` of a URL or a local archive ->
+  runs, so a COPY after a RUN is copied to ``/.defbuilder-copy`` and put in place by
+  %post at that point. ``ADD`` of a URL, a git repository or a local archive ->
   explicit ``%post`` steps, with a warning.
 * ``FROM <earlier stage>`` -> the new stage starts from that stage's base image and
   repeats its steps (files, environment, %post, labels, entrypoint), which gives
@@ -1286,6 +1287,7 @@ class _Converter:
     def __init__(self, file: str) -> None:
         self.file = file
         self.warnings: list[str] = []
+        self.seen: set[str] = set()
         self.escape = "\\"
         self.global_words: dict[str, Word] = dict(_PLATFORM_ARGS)
         self.stages: list[_Stage] = []
@@ -1300,7 +1302,8 @@ class _Converter:
 
     def warn(self, line: int, message: str) -> None:
         text = f"{self.file}:{line}: {message}"
-        if text not in self.warnings:
+        if text not in self.seen:
+            self.seen.add(text)
             self.warnings.append(text)
 
     def error(self, message: str, line: int | None = None) -> DefError:
