@@ -114,15 +114,18 @@ def files_in(directory: str) -> list[str]:
 
 def expand(paths: Iterable[str]) -> tuple[list[str], list[str]]:
     """(files to lint, directories in which none was found): each directory is
-    replaced by ``files_in(directory)``; other paths are kept as given."""
+    replaced by ``files_in(directory)``; other paths are kept as given. A file met
+    twice (named, or in two directories given) is linted once."""
     files: list[str] = []
     empty: list[str] = []
+    seen: set[str] = set()
     for path in paths:
-        if os.path.isdir(path):
-            found = files_in(path)
-            files += found
-            if not found:
-                empty.append(path)
-        else:
-            files.append(path)
+        found = files_in(path) if os.path.isdir(path) else [path]
+        if not found:
+            empty.append(path)
+        for file in found:
+            key = os.path.realpath(file)
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
     return files, empty

@@ -467,8 +467,15 @@ def _lint_files(
     exe: str | None,
 ) -> list[Finding]:
     contexts: list[tuple[Context, dict[int, tuple[str, int]] | None]] = []
+    policies: dict[str, dict[str, Any]] = {}  # directory -> its policy, read once
     for path in files:
-        pol = policy if policy is not None else load_policy(os.path.dirname(os.path.abspath(path)))
+        if policy is not None:
+            pol: Mapping[str, Any] = policy
+        else:
+            directory = os.path.dirname(os.path.abspath(path))
+            if directory not in policies:
+                policies[directory] = load_policy(directory)
+            pol = policies[directory]
         try:
             if path.endswith(".py"):
                 text, recipe = _load_recipe(path)

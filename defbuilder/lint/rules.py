@@ -229,6 +229,14 @@ def _does_not_parse(ctx: Context) -> Iterator[Hit]:
             yield hit
 
 
+def _honoured_shebang_line(ctx: Context, sec: RawSection) -> int:
+    """The one line whose #! Apptainer honours for this %runscript/%startscript/%test:
+    the first body line of the stage's merged section (handle_shebang on the bodies
+    of repeated sections appended, deffile.go parseTokenSection)."""
+    merged = ctx.raw[ctx.stage_at(sec.line)].section(sec.name)
+    return (merged.line if merged is not None else sec.line) + 1
+
+
 _SHEBANG = re.compile("#!")
 
 
@@ -256,7 +264,7 @@ def _inert_shebang(ctx: Context) -> Iterator[Hit]:
                     "comment; choose a shell with `%post -c /bin/bash -e`"
                 ),
             )
-        elif kind is SectionKind.SHEBANG_SCRIPT and n > sec.line + 1:
+        elif kind is SectionKind.SHEBANG_SCRIPT and n != _honoured_shebang_line(ctx, sec):
             yield (
                 n,
                 (
