@@ -470,3 +470,31 @@ def test_hello_pytorch_dag_as_the_issue_writes_it(cli, tmp_path):
     assert keys["transfer_input_files"].split(", ")[1:] == [
         f.name for f in build_inputs(str(recipe)).top_level()
     ]
+
+
+def test_definitive_codes_are_the_gpu_checks_own():
+    """GPU_CHECK_DEFINITIVE follows recipes/hello_pytorch/gpu_check.py's exit codes: the
+    image is broken (1), the command line is wrong (2), no GPU is visible (3), the
+    numbers are wrong (4); an unusable GPU (5) depends on the machine, so it is retried."""
+    import ast
+
+    from defbuilder.condor import GPU_CHECK_DEFINITIVE
+
+    source = (ROOT / "recipes" / "hello_pytorch" / "gpu_check.py").read_text()
+    codes = {
+        node.targets[0].id: node.value.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id.startswith("EXIT_")
+        and isinstance(node.value, ast.Constant)
+    }
+    doc = ast.get_docstring(ast.parse(source)) or ""
+    assert "2  usage error" in doc  # argparse's own exit status
+    assert set(GPU_CHECK_DEFINITIVE) == {
+        codes["EXIT_ERROR"],
+        2,
+        codes["EXIT_NO_GPU"],
+        codes["EXIT_MISMATCH"],
+    }
+    assert codes.get("EXIT_UNUSABLE_GPU") not in GPU_CHECK_DEFINITIVE

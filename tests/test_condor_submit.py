@@ -268,6 +268,7 @@ _CAREFUL = {
     "gpu_check": st.lists(_WORD, max_size=2),
     "activate": st.one_of(st.none(), _SAFE),
     "extra": st.lists(st.tuples(_KEY, _SAFE), max_size=3),
+    "items_file": st.one_of(st.none(), st.none(), _PLAIN.map(lambda s: f"/work/{s}.txt")),
 }
 _LISTS = {k for k in _CAREFUL if k in ("requirements", "command", "gpu_check", "extra")} | {
     "transfer_input_files",
@@ -296,7 +297,7 @@ def _intended(f: dict) -> dict[str, str]:
         "universe": "container",
         "container_image": f["image"],
         "executable": f["executable"],
-        "arguments": f["arguments"],
+        "arguments": f["arguments"] + (" $(item)" if f["items_file"] else ""),
         "log": logs + ".log",
         "output": logs + ".out",
         "error": logs + ".err",
@@ -346,7 +347,8 @@ def test_any_value_is_refused_or_read_back_exactly(fields):
     want = _intended(fields)
     project = got.pop("my.projectname", None)
     assert got == want
-    assert sub.getQArgs() == str(fields["queue"])
+    queued = f"item from {fields['items_file']}" if fields["items_file"] else str(fields["queue"])
+    assert sub.getQArgs() == queued
     if fields["project_name"]:
         assert classad2.ExprTree(sub.expand("MY.ProjectName")).eval() == fields["project_name"]
     else:
