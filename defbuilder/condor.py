@@ -656,7 +656,9 @@ def option_default(field: attrs.Attribute[Any]) -> str:
     if default is None or default == ():
         return "none"
     if isinstance(default, tuple):
-        return " ".join(shlex.quote(str(v)) for v in default)
+        from .render import sh_quote
+
+        return " ".join(sh_quote(str(v)) for v in default)
     return str(default)
 
 
