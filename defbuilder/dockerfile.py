@@ -1545,6 +1545,9 @@ class _Converter:
         if key in stage.env_names:
             return  # Docker: an ENV of the same name overrides the ARG
         stage.words[key] = value
+        if not _SHELL_NAME.match(key):
+            self.warn(self.line, f"{what}: not a shell variable name; RUN lines do not see it")
+            return
         stage.post.append(f"export {key}={self.sh(value, stage)}  # ARG {key}")
 
     def from_(self, ins: _Instruction, flags: dict[str, list[str]]) -> None:
