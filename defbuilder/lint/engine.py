@@ -389,10 +389,11 @@ def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str
         return (path if os.path.abspath(file) == here else file), origin.line or 1
 
     raw = split_stages(text, path, strict=False)
+    after = text.count("\n") + 2
     for stage_raw, stage in zip(raw, recipe.stages, strict=False):
         files_seen = 0
         default: Origin = stage.origin
-        ends = [s.line for s in stage_raw.sections] + [text.count("\n") + 2]
+        ends = [s.line for s in stage_raw.sections] + [after]
         for line in range(stage_raw.line, ends[0]):
             mapping[line] = shown(stage.header.origin)
         for sec, end in zip(stage_raw.sections, ends[1:], strict=False):
