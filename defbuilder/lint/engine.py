@@ -390,10 +390,11 @@ def _recipe_origin_map(path: str, text: str, recipe: Any) -> dict[int, tuple[str
 
     raw = split_stages(text, path, strict=False)
     after = text.count("\n") + 2
-    for stage_raw, stage in zip(raw, recipe.stages, strict=False):
+    stage_ends = [s.line for s in raw[1:]] + [after]
+    for stage_raw, stage, stage_end in zip(raw, recipe.stages, stage_ends, strict=False):
         files_seen = 0
         default: Origin = stage.origin
-        ends = [s.line for s in stage_raw.sections] + [after]
+        ends = [s.line for s in stage_raw.sections] + [stage_end]
         for line in range(stage_raw.line, ends[0]):
             mapping[line] = shown(stage.header.origin)
         for sec, end in zip(stage_raw.sections, ends[1:], strict=False):
