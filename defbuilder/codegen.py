@@ -39,23 +39,10 @@ from typing import Any
 
 import attrs
 
-from .model import (
-    HEADER_KEYWORDS,
-    App,
-    Block,
-    BuildArg,
-    Environment,
-    Export,
-    FileEntry,
-    Files,
-    Header,
-    Label,
-    Recipe,
-    Script,
-    Sections,
-    Stage,
-    clean_body,
-)
+from .model._values import BuildArg, clean_body
+from .model.header import HEADER_KEYWORDS, Header
+from .model.sections import App, Environment, Export, FileEntry, Files, Label, Script
+from .model.stage import Block, Recipe, Sections, Stage
 
 __all__ = ["Call", "Composed", "identifier", "to_python"]
 

@@ -82,20 +82,10 @@ from .blocks.entrypoint import Entrypoint
 from .blocks.pixi import static_activation
 from .codegen import Call, Composed, to_python
 from .errors import DefError, Origin
-from .model import (
-    Block,
-    BuildArg,
-    Environment,
-    EnvItem,
-    Export,
-    FileEntry,
-    Files,
-    Header,
-    Label,
-    Recipe,
-    Script,
-    Stage,
-)
+from .model._values import BuildArg
+from .model.header import Header
+from .model.sections import Environment, EnvItem, Export, FileEntry, Files, Label, Script
+from .model.stage import Block, Recipe, Stage
 from .render import export_line, sh_quote
 
 __all__ = ["Conversion", "convert"]

@@ -47,20 +47,11 @@ from .apptainer import (
     split_files_line,
 )
 from .errors import DefError, Origin
-from .model import HEADER_KEYWORDS as HEADER_FIELDS
-from .model import (
-    App,
-    BuildArg,
-    Environment,
-    FileEntry,
-    Files,
-    Header,
-    Label,
-    Recipe,
-    Script,
-    Stage,
-)
-from .model._values import is_arg_name
+from .model._values import BuildArg, is_arg_name
+from .model.header import HEADER_KEYWORDS as HEADER_FIELDS
+from .model.header import Header
+from .model.sections import App, Environment, FileEntry, Files, Label, Script
+from .model.stage import Recipe, Stage
 
 __all__ = [
     "RawSection",
