@@ -7,8 +7,12 @@ Prints numbers; not a test.
     Target: >= 2x spython.
 (b) whole-process `defbuilder lint` of the corpus versus one `shellcheck -f json`
     over the same extracted script sections (the floor). Target: <= 1.3x.
+(c) with --scaling: lint's own work (its reading of the stages and the rules,
+    without the strict parse behind DB100, which bench/parse_scaling.py measures
+    as "parse") for the shapes of bench/parse_scaling.py, seconds per MB at each
+    size. Linear work keeps s/MB flat.
 
-    python bench/parse_lint.py [--rounds 20]
+    python bench/parse_lint.py [--rounds 20] [--scaling [--sizes 1,4,16]]
 """
 
 from __future__ import annotations
@@ -111,10 +115,41 @@ def bench_lint(files: list[Path], rounds: int, tmp: Path) -> None:
     print(f"    ratio {ma / mb:.2f}x (target <= 1.3x)")
 
 
+def bench_scaling(sizes: list[int]) -> None:
+    import gc
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from parse_scaling import MB, SHAPES
+
+    from defbuilder.lint.engine import _findings
+
+    print("(c) lint's own work (stages read for the rules + rules), no strict parse")
+    print(f"    {'shape':18} {'MB':>4} {'read s':>8} {'rules s':>8} {'s/MB':>7}")
+    for name, make in SHAPES.items():
+        for mb in sizes:
+            text = make(mb * MB)
+            gc.disable()  # as lint does
+            start = time.perf_counter()
+            ctx = _context("bench.def", text, {})
+            read = time.perf_counter() - start
+            start = time.perf_counter()
+            _findings(ctx, None, set(), "python")
+            rules = time.perf_counter() - start
+            gc.enable()
+            per_mb = (read + rules) / (len(text) / MB)
+            print(f"    {name:18} {mb:>4} {read:8.3f} {rules:8.3f} {per_mb:7.3f}")
+            del ctx
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--scaling", action="store_true", help="only (c)")
+    parser.add_argument("--sizes", default="1,4,16", help="(c): sizes in MB, comma-separated")
     args = parser.parse_args()
+    if args.scaling:
+        bench_scaling([int(s) for s in args.sizes.split(",")])
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         files = corpus(tmp)
