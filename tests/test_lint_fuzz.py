@@ -3,7 +3,7 @@ clean exit 2, in every output format, and lint reads them as parse does.
 
 The corpus is tests/defs/*.def and every rule's examples; hypothesis mutates them
 (characters inserted from a nasty alphabet, runs deleted, lines duplicated or cut),
-derandomized and bounded, so CI runs the same examples in a few seconds. The
+derandomized and bounded, so CI runs the same examples in about ten seconds. The
 alphabet holds what Apptainer and Python read differently: Go's white space is not
 Python's (``unicode.IsSpace`` excludes U+001C-U+001F, which ``str.strip`` removes;
 https://pkg.go.dev/unicode#IsSpace), ``bufio.ScanLines`` drops only a CR before LF
@@ -147,7 +147,7 @@ def check_run(code: int, out: str, err: str, fmt: str) -> None:
 
 
 @settings(
-    max_examples=300,
+    max_examples=1000,
     derandomize=True,
     deadline=None,
     database=None,
@@ -165,7 +165,7 @@ def test_lint_never_raises_on_mutated_files(text: str, fmt: str) -> None:
 
 
 @settings(
-    max_examples=300,
+    max_examples=600,
     derandomize=True,
     deadline=None,
     database=None,
