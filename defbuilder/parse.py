@@ -27,9 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import pairwise
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from . import apptainer
 from .apptainer import (
@@ -61,8 +59,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class RawSection:
+class RawSection(NamedTuple):
     """One section as Apptainer tokenizes it: name, args, body, and where it starts."""
 
     name: str
@@ -72,31 +69,47 @@ class RawSection:
     app: str | None = None
 
 
-@attrs.frozen
 class RawStage:
-    """One stage: header keys (lowercased) and sections, in file order."""
+    """One stage: header keys (lowercased) and sections, in file order.
 
-    header: dict[str, str]
-    header_lines: dict[str, int]
-    sections: tuple[RawSection, ...]
-    line: int
-    #: Problems Apptainer's header reader stops at: (line, message).
-    header_errors: tuple[tuple[int, str], ...] = ()
-    _by_key: dict[tuple[str, str | None], list[RawSection]] = attrs.field(
-        init=False, repr=False, eq=False
+    A plain class (not attrs): it is on the CLI's start-up path and never compared.
+    """
+
+    __slots__ = (
+        "_app_lines",
+        "_by_key",
+        "header",
+        "header_errors",
+        "header_lines",
+        "line",
+        "sections",
     )
 
-    _app_lines: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
-
-    def __attrs_post_init__(self) -> None:
+    def __init__(
+        self,
+        header: dict[str, str],
+        header_lines: dict[str, int],
+        sections: tuple[RawSection, ...],
+        line: int,
+        header_errors: tuple[tuple[int, str], ...] = (),
+    ) -> None:
+        self.header = header
+        self.header_lines = header_lines
+        self.sections = sections
+        self.line = line
+        #: Problems Apptainer's header reader stops at: (line, message).
+        self.header_errors = header_errors
         index: dict[tuple[str, str | None], list[RawSection]] = {}
         apps: dict[str, int] = {}
-        for sec in self.sections:
+        for sec in sections:
             index.setdefault((sec.name, sec.app), []).append(sec)
             if sec.app is not None:
                 apps.setdefault(sec.app, sec.line)
-        object.__setattr__(self, "_by_key", index)
-        object.__setattr__(self, "_app_lines", apps)
+        self._by_key = index
+        self._app_lines = apps
+
+    def __repr__(self) -> str:
+        return f"RawStage(line={self.line}, header={self.header!r}, sections={len(self.sections)})"
 
     def section(self, name: str, app: str | None = None) -> RawSection | None:
         """All sections with this name merged as Apptainer does (bodies appended)."""
