@@ -26,13 +26,13 @@ TRY_SHELLS = ("dash", "bash", "sh")
 def _emit(text: str, output: str | None) -> None:
     """Print ``text``, or write it to ``-o FILE`` by ``fileio``'s rules (a symbolic
     link is followed, a FIFO or device is written in place, a file keeps its mode)."""
-    from .fileio import write_output
-
     sys.stdout.flush()  # -o /dev/stdout writes to descriptor 1 after what was printed
     if output is None or output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
+        from .fileio import write_output  # only when writing a file: not on render's path
+
         write_output(output, text)
 
 

@@ -39,7 +39,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import signal
 import stat
 import threading
@@ -188,7 +187,7 @@ class TempFile:
             with _signals_blocked():
                 for _ in range(100):
                     self.path = os.path.join(
-                        self.directory, f"{self._stem}.{secrets.token_hex(6)}{self._suffix}"
+                        self.directory, f"{self._stem}.{os.urandom(6).hex()}{self._suffix}"
                     )
                     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
                     try:
