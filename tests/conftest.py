@@ -10,6 +10,7 @@ import sys
 import sysconfig
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, TypedDict, Unpack
 
 import pytest
 
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHELLS = [s for s in ("dash", "bash") if shutil.which(s)]
+FAKES = Path(__file__).resolve().parent / "fakes"
 
 
 @pytest.fixture(params=["dash", "bash"])
@@ -28,21 +30,47 @@ def shell(request: pytest.FixtureRequest) -> str:
     return path
 
 
+Arg = str | os.PathLike[str]
+
+
+class RunOptions(TypedDict, total=False):
+    """How a CLI runner starts its process: ENV is added to this process's own; output is
+    captured, unless STDOUT is given: then the command writes to that open file, as after
+    a shell's `>> FILE`, and only stderr is captured."""
+
+    cwd: Path | None
+    env: dict[str, str] | None
+    input: str | None
+    stdout: IO[str] | None
+    timeout: float
+
+
 def _run(
-    argv: list[str], cwd: Path | None, env: dict[str, str] | None, input: str | None
+    prefix: list[str],
+    args: tuple[Arg, ...],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    stdout: IO[str] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
-        argv, cwd=cwd, env=full_env, capture_output=True, text=True, input=input, timeout=120
+        [*prefix, *(os.fspath(arg) for arg in args)],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        input=input,
+        timeout=timeout,
     )
 
 
-def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: Arg, **options: Unpack[RunOptions]) -> subprocess.CompletedProcess[str]:
     """Run `python -m defbuilder ARGS` in a fresh process, as a user would."""
-    return _run([sys.executable, "-m", "defbuilder", *args], cwd, env, input)
+    return _run([sys.executable, "-m", "defbuilder"], args, **options)
 
 
 def installed_script() -> Path:
@@ -63,11 +91,9 @@ def installed_script() -> Path:
     )
 
 
-def run_installed(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_installed(*args: Arg, **options: Unpack[RunOptions]) -> subprocess.CompletedProcess[str]:
     """Run the installed `defbuilder ARGS` console script in a fresh process."""
-    return _run([str(installed_script()), *args], cwd, env, input)
+    return _run([str(installed_script())], args, **options)
 
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -77,3 +103,12 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 def cli(request: pytest.FixtureRequest) -> Runner:
     """Both ways users start defbuilder: the console script and `python -m defbuilder`."""
     return run_installed if request.param == "installed" else run_cli
+
+
+def fake_apptainer_bin(tmp_path: Path) -> Path:
+    """TMP_PATH/bin holding tests/fakes/apptainer (it logs its calls to $FAKE_APPTAINER_LOG);
+    put it first on PATH."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy(FAKES / "apptainer", bindir / "apptainer")
+    return bindir

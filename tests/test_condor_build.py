@@ -22,14 +22,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, fake_apptainer_bin
 
 from defbuilder.images import build_inputs
 
 htcondor2 = pytest.importorskip("htcondor2", reason="pip install -e '.[test]' installs htcondor")
 
-FAKES = Path(__file__).parent / "fakes"
-CONSOLE_SCRIPT = Path(sys.executable).with_name("defbuilder")
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which(
     "shellcheck"
 )
@@ -46,24 +44,6 @@ recipe = Stage(
 )
 job = {"name": "train", "executable": "train.sh", "gpu_check": ["python", "/app/check.py"]}
 """
-
-
-@pytest.fixture(params=["console-script", "python-m"])
-def cli(request):
-    """The installed `defbuilder` command, and `python -m defbuilder`."""
-    if request.param == "console-script":
-        if not CONSOLE_SCRIPT.exists():
-            pytest.skip("the defbuilder console script is not installed (pip install -e .)")
-        prefix = [str(CONSOLE_SCRIPT)]
-    else:
-        prefix = [sys.executable, "-m", "defbuilder"]
-
-    def run(*args, cwd=None):
-        return subprocess.run(
-            [*prefix, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd
-        )
-
-    return run
 
 
 @pytest.fixture
@@ -187,9 +167,7 @@ def built(cli, tmp_path, project):
     out = cli("condor", project, "--build", "-o", tmp_path / "out", "--staging", staging,
               "--osdf-prefix", "osdf:///chtc/staging/me")  # fmt: skip
     assert out.returncode == 0, out.stderr
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    shutil.copy(FAKES / "apptainer", bindir / "apptainer")
+    bindir = fake_apptainer_bin(tmp_path)
     sandbox = _sandbox(tmp_path / "out" / "train-build.sub", tmp_path)
     return sandbox, bindir, staging, build_inputs(str(project)).name
 
@@ -252,9 +230,7 @@ def test_without_staging_the_image_comes_back(cli, tmp_path, project, shell):
         f'"{image} = {tmp_path}/out/{image}; train-image.txt = {tmp_path}/out/train-image.txt"'
     )
     assert "requirements" not in keys
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    shutil.copy(FAKES / "apptainer", bindir / "apptainer")
+    bindir = fake_apptainer_bin(tmp_path)
     sandbox = _sandbox(tmp_path / "out" / "train-build.sub", tmp_path)
     res = _run_build(shell, sandbox, bindir)
     assert res.returncode == 0, res.stdout + res.stderr

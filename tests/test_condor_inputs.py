@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import fake_apptainer_bin
 
 from defbuilder import DefError
 from defbuilder.images import build_inputs, input_files, inputs_digest
-
-FAKES = Path(__file__).parent / "fakes"
-CONSOLE_SCRIPT = Path(sys.executable).with_name("defbuilder")
 
 RECIPE = """\
 from defbuilder import App, BuildArg, Files, Header, Stage
@@ -38,30 +34,6 @@ def recipe(greeting: str = "hi"):
         apps=[App("tool", run="exec tool", files=[("tool.py", "/opt/tool.py")])],
     )
 """
-
-
-@pytest.fixture(params=["console-script", "python-m"])
-def cli(request):
-    """The installed `defbuilder` command, and `python -m defbuilder`."""
-    if request.param == "console-script":
-        if not CONSOLE_SCRIPT.exists():
-            pytest.skip("the defbuilder console script is not installed (pip install -e .)")
-        prefix = [str(CONSOLE_SCRIPT)]
-    else:
-        prefix = [sys.executable, "-m", "defbuilder"]
-
-    def run(*args, env=None, cwd=None):
-        full = {**os.environ, **(env or {})}
-        return subprocess.run(
-            [*prefix, *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=full,
-            cwd=cwd,
-        )
-
-    return run
 
 
 def _project(root: Path) -> Path:
@@ -212,9 +184,7 @@ def test_a_directory_loop_is_an_error(tmp_path):
 
 @pytest.fixture
 def fake_apptainer(tmp_path):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    shutil.copy(FAKES / "apptainer", bindir / "apptainer")
+    bindir = fake_apptainer_bin(tmp_path)
     log = tmp_path / "apptainer.log"
     env = {
         "PATH": f"{bindir}:{os.environ['PATH']}",

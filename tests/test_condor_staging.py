@@ -17,11 +17,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_installed
 
 from defbuilder import DefError
 from defbuilder.images import publish_renamed, stage_image
-
-CONSOLE_SCRIPT = Path(sys.executable).with_name("defbuilder")
 
 # A push whose copy stops after the first 1 MiB chunk: it writes "r" to the READY pipe,
 # then blocks reading the GO pipe until the test lets it go (or signals it).
@@ -148,13 +147,6 @@ def test_an_interrupted_copy_leaves_nothing(tmp_path, sig, status):
     assert _listing(staging) == []
 
 
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    prefix = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m"]
-    if prefix[-1] == "-m":
-        prefix.append("defbuilder")
-    return subprocess.run([*prefix, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
-
-
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
@@ -172,7 +164,7 @@ def test_everything_is_checked_before_copying(tmp_path, setup, args, message):
     if setup == "dir":
         (staging / "app.sif").mkdir()
     argv = [a.format(staging=staging, tmp=tmp_path) for a in args]
-    out = _cli("push", str(image), *argv)
+    out = run_installed("push", str(image), *argv, timeout=60)
     assert out.returncode == 2 and out.stdout == ""
     assert message in out.stderr and out.stderr.count("\n") == 1, out.stderr
     assert _listing(staging) == (["app.sif"] if setup == "dir" else [])

@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,26 +33,6 @@ from defbuilder.condor import (
 
 htcondor2 = pytest.importorskip("htcondor2", reason="pip install -e '.[test]' installs htcondor")
 classad2 = pytest.importorskip("classad2")
-
-CONSOLE_SCRIPT = Path(sys.executable).with_name("defbuilder")
-
-
-@pytest.fixture(params=["console-script", "python-m"])
-def cli(request):
-    """The installed `defbuilder` command, and `python -m defbuilder`."""
-    if request.param == "console-script":
-        if not CONSOLE_SCRIPT.exists():
-            pytest.skip("the defbuilder console script is not installed (pip install -e .)")
-        prefix = [str(CONSOLE_SCRIPT)]
-    else:
-        prefix = [sys.executable, "-m", "defbuilder"]
-
-    def run(*args, cwd=None):
-        return subprocess.run(
-            [*prefix, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd
-        )
-
-    return run
 
 
 @pytest.fixture

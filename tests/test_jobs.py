@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, fake_apptainer_bin, run_cli
 from harness import needs_namespaces
 
 from defbuilder import DefError
@@ -20,7 +20,6 @@ from defbuilder.runtime import unpack
 htcondor2 = pytest.importorskip("htcondor2", reason="pip install -e '.[test]' installs htcondor")
 
 RECIPE = ROOT / "recipes" / "hello_pytorch" / "recipe.py"
-FAKES = Path(__file__).parent / "fakes"
 UPSTREAM_IMAGE = (
     "oras://ghcr.io/uw-madison-dsi/pixi-docker-chtc:apptainer-hello-pytorch-noble-cuda-12.9"
 )
@@ -308,9 +307,7 @@ def test_wrapper_activates_checks_and_returns_workload_status(
 
 @pytest.fixture
 def fake_apptainer(tmp_path):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    shutil.copy(FAKES / "apptainer", bindir / "apptainer")
+    bindir = fake_apptainer_bin(tmp_path)
     log = tmp_path / "apptainer.log"
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "FAKE_APPTAINER_LOG": str(log)}
     return env, log
