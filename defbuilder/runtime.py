@@ -109,9 +109,30 @@ if [ -n "${APPTAINER_APPNAME:-}" ]; then
 fi
 """
 
+
+def _exec_script(name: str, *, image: bool) -> str:
+    """Shell lines that exec the script NAME (runscript, test, startscript) with "$@":
+    the app's own under --app (a missing one is an error), else, with IMAGE, the
+    image's /.singularity.d/NAME when it is executable; what follows is the fallback."""
+    lines = f"""\
+    if [ -n "${{APPTAINER_APPNAME:-}}" ]; then
+        if [ -x "/scif/apps/$APPTAINER_APPNAME/scif/{name}" ]; then
+            exec "/scif/apps/$APPTAINER_APPNAME/scif/{name}" "$@"
+        fi
+        echo "no {name} for contained app: $APPTAINER_APPNAME" >&2
+        exit 1
+"""
+    if image:
+        lines += f"""\
+    elif [ -x /.singularity.d/{name} ]; then
+        exec /.singularity.d/{name} "$@"
+"""
+    return lines + "    fi"
+
+
 # The action, run by the image's /bin/sh with the user's arguments as "$@".
 # Follows action_script.sh: source env/*.sh in lexical order, then exec.
-_DRIVER = """
+_DRIVER = f"""
 for __script__ in /.singularity.d/env/*.sh; do
     if [ -f "$__script__" ]; then
         . "$__script__"
@@ -123,15 +144,7 @@ unset __DEFBUILDER_PWD
 case "$__DEFBUILDER_ACTION" in
 run)
     unset __DEFBUILDER_ACTION
-    if [ -n "${APPTAINER_APPNAME:-}" ]; then
-        if [ -x "/scif/apps/$APPTAINER_APPNAME/scif/runscript" ]; then
-            exec "/scif/apps/$APPTAINER_APPNAME/scif/runscript" "$@"
-        fi
-        echo "no runscript for contained app: $APPTAINER_APPNAME" >&2
-        exit 1
-    elif [ -x /.singularity.d/runscript ]; then
-        exec /.singularity.d/runscript "$@"
-    fi
+{_exec_script("runscript", image=True)}
     echo "No runscript found in container, executing /bin/sh" >&2
     exec /bin/sh "$@" ;;
 exec)
@@ -142,26 +155,12 @@ shell)
     exec /bin/sh "$@" ;;
 test)
     unset __DEFBUILDER_ACTION
-    if [ -n "${APPTAINER_APPNAME:-}" ]; then
-        if [ -x "/scif/apps/$APPTAINER_APPNAME/scif/test" ]; then
-            exec "/scif/apps/$APPTAINER_APPNAME/scif/test" "$@"
-        fi
-        echo "no test for contained app: $APPTAINER_APPNAME" >&2
-        exit 1
-    elif [ -x /.singularity.d/test ]; then
-        exec /.singularity.d/test "$@"
-    fi
+{_exec_script("test", image=True)}
     echo "No test script found in container, exiting"
     exit 0 ;;
 start)
     unset __DEFBUILDER_ACTION
-    if [ -n "${APPTAINER_APPNAME:-}" ]; then
-        if [ -x "/scif/apps/$APPTAINER_APPNAME/scif/startscript" ]; then
-            exec "/scif/apps/$APPTAINER_APPNAME/scif/startscript" "$@"
-        fi
-        echo "no startscript for contained app: $APPTAINER_APPNAME" >&2
-        exit 1
-    fi
+{_exec_script("startscript", image=False)}
     exec /.singularity.d/startscript "$@" ;;
 esac
 echo "unknown action" >&2
