@@ -35,49 +35,26 @@ _PLAIN = ("base", "runtime", "devel")
 _CUDNN = (*_PLAIN, "cudnn-runtime", "cudnn-devel")
 _CUDNN9 = (*_PLAIN, "cudnn9-runtime", "cudnn9-devel")
 _CUDNN8 = (*_PLAIN, "cudnn8-runtime", "cudnn8-devel")
+# Runs of CUDA releases that NVIDIA publishes with the same flavors on each Ubuntu
+# release that has them (the table below says which Ubuntu releases those are).
+_CUDA_13 = {v: _CUDNN for v in ("13.2.1", "13.1.2", "13.0.3")}
+_LATE_12 = {"12.9.1": _CUDNN, "12.8.2": _PLAIN, "12.6.3": _CUDNN}
+_EARLY_12 = {
+    "12.5.1": _CUDNN,
+    "12.4.1": _CUDNN,
+    "12.3.2": _CUDNN9,
+    "12.2.2": _CUDNN8,
+    "12.1.1": _CUDNN8,
+    "12.0.1": _CUDNN8,
+}
 _OLD_11 = {v: _CUDNN8 for v in ("11.8.0", "11.7.1", "11.6.2", "11.5.2", "11.4.3")}
 _OLDEST_11 = {v: _CUDNN8 for v in ("11.2.2", "11.1.1", "11.0.3")}
 
 #: ``ubuntuXX.YY`` -> CUDA version -> the flavors published (``<version>-<flavor>-<os>``).
 UBUNTU_TAGS: dict[str, dict[str, tuple[str, ...]]] = {
-    "ubuntu24.04": {
-        "13.2.1": _CUDNN,
-        "13.1.2": _CUDNN,
-        "13.0.3": _CUDNN,
-        "12.9.1": _CUDNN,
-        "12.8.2": _PLAIN,
-        "12.6.3": _CUDNN,
-        "12.5.1": _PLAIN,
-    },
-    "ubuntu22.04": {
-        "13.2.1": _CUDNN,
-        "13.1.2": _CUDNN,
-        "13.0.3": _CUDNN,
-        "12.9.1": _CUDNN,
-        "12.8.2": _PLAIN,
-        "12.6.3": _CUDNN,
-        "12.5.1": _CUDNN,
-        "12.4.1": _CUDNN,
-        "12.3.2": _CUDNN9,
-        "12.2.2": _CUDNN8,
-        "12.1.1": _CUDNN8,
-        "12.0.1": _CUDNN8,
-        "11.8.0": _CUDNN8,
-        "11.7.1": _CUDNN8,
-    },
-    "ubuntu20.04": {
-        "12.9.1": _CUDNN,
-        "12.8.2": _PLAIN,
-        "12.6.3": _CUDNN,
-        "12.5.1": _CUDNN,
-        "12.4.1": _CUDNN,
-        "12.3.2": _CUDNN9,
-        "12.2.2": _CUDNN8,
-        "12.1.1": _CUDNN8,
-        "12.0.1": _CUDNN8,
-        **_OLD_11,
-        **_OLDEST_11,
-    },
+    "ubuntu24.04": {**_CUDA_13, **_LATE_12, "12.5.1": _PLAIN},
+    "ubuntu22.04": {**_CUDA_13, **_LATE_12, **_EARLY_12, "11.8.0": _CUDNN8, "11.7.1": _CUDNN8},
+    "ubuntu20.04": {**_LATE_12, **_EARLY_12, **_OLD_11, **_OLDEST_11},
     "ubuntu18.04": {"12.0.1": _CUDNN8, **_OLD_11, **_OLDEST_11},
     "ubuntu16.04": dict(_OLDEST_11),
 }
