@@ -178,15 +178,7 @@ class Export:
 EnvItem = Export | Script
 
 
-def _env_items(
-    value: Environment
-    | Mapping[str, Value]
-    | Export
-    | Script
-    | str
-    | Iterable[Export | Script | str | tuple[str, Value]]
-    | None,
-) -> tuple[EnvItem, ...]:
+def _env_items(value: EnvironmentInput) -> tuple[EnvItem, ...]:
     if isinstance(value, Environment):
         return value.items
     if value is None:
@@ -229,31 +221,27 @@ class Environment:
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def __add__(
-        self,
-        other: Environment
-        | Mapping[str, Value]
-        | Export
-        | Script
-        | str
-        | Iterable[Export | Script | str | tuple[str, Value]]
-        | None,
-    ) -> Environment:
+    def __add__(self, other: EnvironmentInput) -> Environment:
         return Environment(self.items + _env_items(other))
 
     def exports(self) -> dict[str, Value]:
         return {i.name: i.value for i in self.items if isinstance(i, Export)}
 
 
-def to_environment(
-    value: Environment
+#: What ``%environment`` is given as: an ``Environment``, a mapping of exports, items
+#: (``Export``, a ``Script`` or str of raw lines, a (NAME, value) pair) or one of them.
+EnvironmentInput = (
+    Environment
     | Mapping[str, Value]
     | Export
     | Script
     | str
     | Iterable[Export | Script | str | tuple[str, Value]]
-    | None,
-) -> Environment:
+    | None
+)
+
+
+def to_environment(value: EnvironmentInput) -> Environment:
     return value if isinstance(value, Environment) else Environment(value)
 
 
