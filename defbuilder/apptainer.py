@@ -515,8 +515,10 @@ def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, 
 # ---------------------------------------------------------------------------
 
 #: internal/pkg/build/args/reader.go: ``{{\\s*(\\w+)\\s*}}`` is replaced as text
-#: before the file is parsed (``\\w`` and ``\\s`` are ASCII in Go's RE2).
-PLACEHOLDER = re.compile(r"{{\s*(\w+)\s*}}", re.ASCII)
+#: before the file is parsed. In Go's RE2 ``\\w`` is ``[0-9A-Za-z_]`` and ``\\s`` is
+#: ``[\\t\\n\\f\\r ]`` (no ``\\v``, unlike Python's ``\\s``), spelled out here.
+_GO_S = r"[\t\n\f\r ]"
+PLACEHOLDER = re.compile(r"{{" + _GO_S + r"*([0-9A-Za-z_]+)" + _GO_S + r"*}}")
 
 
 def has_placeholder(text: str) -> bool:
@@ -528,9 +530,13 @@ def has_placeholder(text: str) -> bool:
 # Line-oriented sections
 # ---------------------------------------------------------------------------
 
-#: deffile.go ``fileSplitter``: whitespace splits, except inside "..." and {{ var }}.
+#: deffile.go ``fileSplitter``: whitespace splits, except inside "..." and {{ var }}:
+#: ``([^\\s"']*{{\\s*\\w+\\s*}}*[^\\s{}"']*)+|([^\\s"']+|"([^"]*)"|'([^']*))``, with
+#: ``\\s``/``\\w`` spelled out in Go's RE2 meaning (as for ``PLACEHOLDER``).
+_NOT_S = r"\t\n\f\r "
 _FILE_SPLITTER = re.compile(
-    r"""([^\s"']*{{\s*\w+\s*}}*[^\s{}"']*)+|([^\s"']+|"([^"]*)"|'([^']*))""", re.ASCII
+    rf"""([^{_NOT_S}"']*{{{{{_GO_S}*[0-9A-Za-z_]+{_GO_S}*}}}}*[^{_NOT_S}{{}}"']*)+"""
+    rf"""|([^{_NOT_S}"']+|"([^"]*)"|'([^']*))"""
 )
 
 

@@ -167,3 +167,13 @@ def test_lone_cr_is_read_the_same_by_parse_try_and_lint(tmp_path):
     # about an inert #! line
     findings = lint_paths([str(deffile)], shellcheck=False)
     assert findings and not [f for f in findings if "#!" in f.message]
+
+
+def test_go_white_space_rules():
+    """Go's strings.TrimSpace keeps U+001C-U+001F (Python's strip drops them), and RE2's
+    \\s in the placeholder pattern has no \\v (internal/pkg/build/args/reader.go)."""
+    text = render(Stage(Header.docker("ubuntu:24.04\x1f"), labels={"k": "v\x1f"}))
+    assert sections_as_apptainer_reads(text)["labels"][1].strip("\n") == "    k v\x1f"
+    assert parse(text).stages[0].header.from_ == "ubuntu:24.04\x1f"
+    assert rules.has_placeholder("{{ X }}") and not rules.has_placeholder("{{\vX}}")
+    assert rules.split_files_line("a\vb c") == ("a\vb", "c")

@@ -17,6 +17,7 @@ from ..apptainer import (
     HEADER_KEYWORD_SPELLING,
     REQUIRED_KEYS,
     agent_reads,
+    go_trim,
     is_valid_header_key,
 )
 from ..errors import DefError, Origin
@@ -89,7 +90,7 @@ def _check_value(key: str, value: object, origin: Origin) -> None:
         raise DefError(
             f"header {key}: value {text!r} contains '#', which Apptainer cuts off", origin=origin
         )
-    if text != text.strip() or not text:
+    if text != go_trim(text) or not text:  # doHeader trims with strings.TrimSpace
         raise DefError(
             f"header {key}: value {text!r} is empty or has surrounding spaces", origin=origin
         )

@@ -293,7 +293,7 @@ class Label:
                 f"label {self.key}: value contains a newline (one label per line)",
                 origin=self.origin,
             )
-        if value != value.strip():
+        if value != go_trim(value):  # GetLabels trims with strings.TrimSpace
             raise DefError(
                 f"label {self.key}: value {value!r} has leading or trailing whitespace, "
                 "which Apptainer trims",
