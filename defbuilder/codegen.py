@@ -205,6 +205,13 @@ def _str(text: str, indent: str | None = None) -> str:
     return '"""\\\n' + text + '\\\n"""'
 
 
+def _one_a_line(items: Iterable[str], indent: str) -> str:
+    """The inside of a bracket for ITEMS written one a line, each one level deeper than
+    ``indent`` and followed by a comma; the closing bracket goes back to ``indent``."""
+    pad = indent + _INDENT
+    return "\n" + "".join(f"{pad}{item},\n" for item in items) + indent
+
+
 class _Writer:
     """Python expressions for model values; remembers the names they need imported."""
 
@@ -226,9 +233,7 @@ class _Writer:
             names = sorted(self.imports[module])
             line = f"from {module} import {', '.join(names)}"
             if len(line) > 100:
-                line = (
-                    f"from {module} import (\n" + "".join(f"{_INDENT}{n},\n" for n in names) + ")"
-                )
+                line = f"from {module} import ({_one_a_line(names, '')})"
             lines.append(line)
         return lines
 
@@ -291,8 +296,7 @@ class _Writer:
     def files(self, files: Files, indent: str) -> str:
         entries = ", ".join(self.entry(e) for e in files.entries)
         if len(entries) > 60:
-            pad = indent + _INDENT
-            entries = "\n" + "".join(f"{pad}{self.entry(e)},\n" for e in files.entries) + indent
+            entries = _one_a_line((self.entry(e) for e in files.entries), indent)
         extra = f", from_stage={files.from_stage!r}" if files.from_stage else ""
         return f"{self.ref(Files)}([{entries}]{extra})"
 
@@ -318,8 +322,7 @@ class _Writer:
                 parts.append(self.script(item))
         joined = ", ".join(parts)
         if indent is not None and len(joined) > 60 and all("\n" not in p for p in parts):
-            pad = indent + _INDENT
-            joined = "\n" + "".join(f"{pad}{p},\n" for p in parts) + indent
+            joined = _one_a_line(parts, indent)
         return f"{self.ref(Environment)}([{joined}])"
 
     def labels(self, labels: Iterable[Label]) -> str:
@@ -353,11 +356,7 @@ class _Writer:
         if len(s.files) == 1:
             kw.append(f"files={self.files(s.files[0], indent)}")
         elif s.files:
-            kw.append(
-                "files=[\n"
-                + "".join(f"{inner}{self.files(f, inner)},\n" for f in s.files)
-                + f"{indent}]"
-            )
+            kw.append(f"files=[{_one_a_line((self.files(f, inner) for f in s.files), indent)}]")
         if s.environment:
             kw.append(f"environment={self.env(s.environment, indent)}")
         for name in ("post", "runscript", "startscript", "test"):
@@ -368,9 +367,7 @@ class _Writer:
         if s.help:
             kw.append(f"help={self.help(s.help)}")
         if s.apps:
-            kw.append(
-                "apps=[\n" + "".join(f"{inner}{self.app(a)},\n" for a in s.apps) + f"{indent}]"
-            )
+            kw.append(f"apps=[{_one_a_line((self.app(a) for a in s.apps), indent)}]")
         return kw
 
     # -- blocks -------------------------------------------------------------
