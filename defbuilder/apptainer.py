@@ -300,6 +300,10 @@ APP_SCRIPT_SECTIONS = shell_sections(SectionKind.APP_SCRIPT)
 # The header
 # ---------------------------------------------------------------------------
 
+#: The keys only ``zypper`` reads, to register a SUSE Linux Enterprise product
+#: (internal/pkg/build/sources/conveyorPacker_zypper.go).
+_ZYPPER_REGISTRATION = ("product", "user", "regcode", "productpgp", "registerurl", "modules")
+
 #: Every header keyword Apptainer accepts (deffile.go ``validHeaders``); its
 #: ``otherurl&n`` entry stands for ``OtherURL`` followed by digits (``is_other_url``).
 VALID_HEADER_KEYS = frozenset(
@@ -315,12 +319,7 @@ VALID_HEADER_KEYS = frozenset(
         "registry",
         "namespace",
         "stage",
-        "product",
-        "user",
-        "regcode",
-        "productpgp",
-        "registerurl",
-        "modules",
+        *_ZYPPER_REGISTRATION,
         "fingerprints",
         "confurl",
         "setopt",
@@ -404,12 +403,7 @@ AGENTS: Mapping[str, frozenset[str]] = {
             "osversion",
             "mirrorurl",
             "updateurl",
-            "product",
-            "user",
-            "regcode",
-            "productpgp",
-            "registerurl",
-            "modules",
+            *_ZYPPER_REGISTRATION,
             "otherurl",
         }
     ),
