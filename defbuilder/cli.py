@@ -403,6 +403,39 @@ def _cmd_from_dockerfile(args: argparse.Namespace) -> int:
     return 0
 
 
+# Options several commands take: the same flag always takes the same kind of value (read
+# by the same code), and each command says in its help what the value is for there.
+
+
+def _add_set(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable): a parameter of the recipe function."""
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help=help)
+
+
+def _add_build_arg(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--build-arg NAME=VALUE`` (repeatable): a value for one of the recipe's %arguments."""
+    parser.add_argument("--build-arg", action="append", metavar="NAME=VALUE", help=help)
+
+
+_OSDF_PREFIX_HELP = (
+    "the URL of --staging DIR when it is not under /staging/ (e.g. osdf:///chtc/staging/USER)"
+)
+
+
+def _add_staging(
+    parser: argparse.ArgumentParser, help: str, osdf_help: str = _OSDF_PREFIX_HELP
+) -> None:
+    """``--staging DIR`` and ``--osdf-prefix URL``: where an image is staged, and the
+    osdf:/// URL of that directory when it is not CHTC's /staging/."""
+    parser.add_argument("--staging", metavar="DIR", help=help)
+    parser.add_argument("--osdf-prefix", metavar="URL", help=osdf_help)
+
+
+def _add_output(parser: argparse.ArgumentParser, help: str) -> None:
+    """``-o FILE``: written through fileio (atomically) instead of stdout."""
+    parser.add_argument("-o", "--output", metavar="FILE", help=help)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``command``, other commands' costly options are left out
     (``render`` is on the hot path: it must not import the condor module)."""
@@ -441,17 +474,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="TARGET",
         help="with --check only: the committed .def to compare with",
     )
-    render.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        help="write the .def to FILE (atomically) instead of stdout",
-    )
-    render.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="pass KEY=VALUE to the recipe function recipe(KEY=...), converted with its "
+    _add_output(render, "write the .def to FILE (atomically) instead of stdout")
+    _add_set(
+        render,
+        "pass KEY=VALUE to the recipe function recipe(KEY=...), converted with its "
         "annotation (str, int, float, bool, Version, a Literal choice); repeatable, "
         "e.g. --set cuda=12.8 --set gpus=2",
     )
@@ -487,12 +513,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="python: a recipe script that renders the same .def (default); def: the "
         ".def as defbuilder renders it",
     )
-    parse_.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        help="write to FILE (atomically) instead of stdout",
-    )
+    _add_output(parse_, "write to FILE (atomically) instead of stdout")
     parse_.set_defaults(func=_cmd_parse)
 
     lint = sub.add_parser(
@@ -556,12 +577,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="the Dockerfile to convert (a path; its FROM, RUN, COPY, ENV, ENTRYPOINT, "
         "CMD... become the recipe's stages and sections)",
     )
-    fromdf.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        help="write to FILE (atomically) instead of stdout",
-    )
+    _add_output(fromdf, "write to FILE (atomically) instead of stdout")
     fromdf.add_argument(
         "--def",
         dest="to_def",
@@ -612,11 +628,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="CPATH=HOSTPATH",
         help="make HOSTPATH appear at CPATH (e.g. /app=./build/app)",
     )
-    try_.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="when FILE is a recipe script: pass KEY=VALUE to recipe(), as render "
+    _add_set(
+        try_,
+        "when FILE is a recipe script: pass KEY=VALUE to recipe(), as render "
         "--set does (e.g. --set cuda=12.8; repeatable)",
     )
     try_.add_argument(
@@ -677,30 +691,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "-> GPUCHECK (the image's GPU check on a GPU) -> RUN (this job, in that image); "
         "needs --staging (docs/chtc-build.md)",
     )
-    condor.add_argument(
-        "--staging",
-        metavar="DIR",
-        help="with --build/--dag: where the build job places the image (e.g. /staging/USER); "
+    _add_staging(
+        condor,
+        "with --build/--dag: where the build job places the image (e.g. /staging/USER); "
         "jobs fetch it from its osdf:/// URL",
     )
-    condor.add_argument(
-        "--osdf-prefix",
-        metavar="URL",
-        help="the URL of --staging DIR when it is not under /staging/ "
-        "(e.g. osdf:///chtc/staging/USER)",
-    )
-    condor.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="with --build/--dag: pass KEY=VALUE to the recipe function, as build --set "
+    _add_set(
+        condor,
+        "with --build/--dag: pass KEY=VALUE to the recipe function, as build --set "
         "does (repeatable; e.g. --set cuda=12.8)",
     )
-    condor.add_argument(
-        "--build-arg",
-        action="append",
-        metavar="NAME=VALUE",
-        help="with --build/--dag: a value for one of the recipe's %%arguments, passed to "
+    _add_build_arg(
+        condor,
+        "with --build/--dag: a value for one of the recipe's %%arguments, passed to "
         "apptainer build (e.g. --build-arg TAG=22.04)",
     )
     condor.add_argument(
@@ -747,19 +750,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="image path (default: NAME.sif in the current directory, NAME being the "
         "recipe's directory for .../NAME/recipe.py, else the script's name)",
     )
-    build.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="pass KEY=VALUE to the recipe function, as render --set does "
+    _add_set(
+        build,
+        "pass KEY=VALUE to the recipe function, as render --set does "
         "(repeatable; e.g. --set cuda=12.8)",
     )
-    build.add_argument(
-        "--build-arg",
-        action="append",
-        metavar="NAME=VALUE",
-        help="value for one of the recipe's %%arguments",
-    )
+    _add_build_arg(build, "value for one of the recipe's %%arguments")
     build.add_argument(
         "--hash-name",
         action="store_true",
@@ -773,17 +769,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--inputs`), known before building, and skip the build when that image exists "
         "here or in --staging DIR; output: as --hash-name",
     )
-    build.add_argument(
-        "--staging",
-        metavar="DIR",
-        help="copy the built image into DIR (as push --staging does) and print its "
+    _add_staging(
+        build,
+        "copy the built image into DIR (as push --staging does) and print its "
         "osdf:/// URL instead of the path (e.g. /staging/USER)",
-    )
-    build.add_argument(
-        "--osdf-prefix",
-        metavar="URL",
-        help="the URL of --staging DIR when it is not under /staging/ "
-        "(e.g. osdf:///chtc/staging/USER)",
     )
     build.add_argument(
         "--apptainer-arg",
@@ -813,19 +802,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "SHA-256 over the rendered .def, every local file its %%files copy, and the "
         "--set and --build-arg values: known before building (docs/chtc-build.md)",
     )
-    hash_.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="with --inputs: pass KEY=VALUE to the recipe function, as build --set does "
+    _add_set(
+        hash_,
+        "with --inputs: pass KEY=VALUE to the recipe function, as build --set does "
         "(repeatable; e.g. --set cuda=12.8)",
     )
-    hash_.add_argument(
-        "--build-arg",
-        action="append",
-        metavar="NAME=VALUE",
-        help="with --inputs: a build argument, as build --build-arg (e.g. TAG=22.04)",
-    )
+    _add_build_arg(hash_, "with --inputs: a build argument, as build --build-arg (e.g. TAG=22.04)")
     hash_.set_defaults(func=_cmd_hash)
 
     push = sub.add_parser(
@@ -848,15 +830,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="URI",
         help="where to push: oras://REGISTRY/NAME:TAG (e.g. oras://ghcr.io/me/hello:1)",
     )
-    push.add_argument(
-        "--staging",
-        metavar="DIR",
-        help="copy into DIR instead (e.g. /staging/USER) and print the osdf:/// URL",
-    )
-    push.add_argument(
-        "--osdf-prefix",
-        metavar="URL",
-        help="the URL of DIR when it is not under /staging/ (e.g. osdf:///chtc/staging/USER)",
+    _add_staging(
+        push,
+        "copy into DIR instead (e.g. /staging/USER) and print the osdf:/// URL",
+        osdf_help="the URL of DIR when it is not under /staging/ (e.g. osdf:///chtc/staging/USER)",
     )
     push.set_defaults(func=_cmd_push)
 
