@@ -8,45 +8,13 @@
 'exec echo "$@"'
 """
 
+from . import model
 from .errors import DefError
-from .model import (
-    App,
-    Base,
-    Block,
-    BuildArg,
-    Environment,
-    Export,
-    FileEntry,
-    Files,
-    Header,
-    Label,
-    Recipe,
-    Script,
-    Sections,
-    Stage,
-)
+from .model import *  # noqa: F403 -- the model's values (model.__all__)
 from .parse import parse
 from .render import render
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "App",
-    "Base",
-    "Block",
-    "BuildArg",
-    "DefError",
-    "Environment",
-    "Export",
-    "FileEntry",
-    "Files",
-    "Header",
-    "Label",
-    "Recipe",
-    "Script",
-    "Sections",
-    "Stage",
-    "__version__",
-    "parse",
-    "render",
-]
+__all__ = ["DefError", "__version__", "parse", "render"]
+__all__ += model.__all__

@@ -20,20 +20,27 @@ is ``defbuilder.render``'s job. Modules:
 ('docker', 'apt-get update')
 """
 
-from ..apptainer import AGENTS, has_placeholder
-from ._values import BuildArg, Value, check_body, clean_body
-from .header import HEADER_KEYWORDS, Header
-from .sections import App, Environment, EnvItem, Export, FileEntry, Files, Label, Script
+from ..apptainer import AGENTS as AGENTS
+from ..apptainer import has_placeholder as has_placeholder
+from ._values import BuildArg
+from ._values import Value as Value
+from ._values import check_body as check_body
+from ._values import clean_body as clean_body
+from .header import HEADER_KEYWORDS as HEADER_KEYWORDS
+from .header import Header
+from .sections import App, Environment, Export, FileEntry, Files, Label, Script
+from .sections import EnvItem as EnvItem
 from .stage import Base, Block, Recipe, Sections, Stage
 
+#: The values recipes are made of: ``defbuilder`` offers exactly these, with
+#: ``DefError``, ``parse`` and ``render``. The helpers imported above ``as``
+#: themselves are offered here too, for the package's own modules, but are no part
+#: of a recipe.
 __all__ = [
-    "AGENTS",
-    "HEADER_KEYWORDS",
     "App",
     "Base",
     "Block",
     "BuildArg",
-    "EnvItem",
     "Environment",
     "Export",
     "FileEntry",
@@ -44,8 +51,4 @@ __all__ = [
     "Script",
     "Sections",
     "Stage",
-    "Value",
-    "check_body",
-    "clean_body",
-    "has_placeholder",
 ]
