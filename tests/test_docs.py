@@ -22,8 +22,8 @@ reason (`pytest -ra` lists them; test_not_run below):
 * a command whose comment starts with "needs", e.g. `$ defbuilder build r.py  # needs
   Apptainer`: the comment is the reason. The defbuilder commands that run Apptainer
   (`build`, `push`, `mimic-chtc` without `--print`) must carry one;
-* `defbuilder try` (other than `--show`) where Linux mount namespaces are missing: the
-  page test runs the rest and then skips, naming those commands.
+* `defbuilder try` (other than `--show`) where dash or Linux mount namespaces are
+  missing: the page test runs the rest and then skips, naming those commands.
 
 Build commands (`apptainer build`, `defbuilder build` without `--staging`) still run,
 against tests/fakes/apptainer, and must succeed: like Apptainer it copies a relative
@@ -70,7 +70,7 @@ NOT_RUN = {
     "nvidia-smi": "needs an NVIDIA GPU",
     "docker": "needs Docker",
 }
-NAMESPACES = "needs Linux user and mount namespaces (unshare); tests/test_runtime.py skips too"
+NAMESPACES = "needs dash and Linux user and mount namespaces (unshare), as tests/test_runtime.py"
 SHELL_FENCES = {"sh", "bash", "shell", "zsh", "shell-session"}
 
 
@@ -209,10 +209,9 @@ def page_commands(page: Path) -> list[Command]:
 
 
 def namespaces_missing(cmd: Command) -> bool:
-    return (
-        any(c[:2] == ["defbuilder", "try"] and "--show" not in c for c in simple_commands(cmd.text))
-        and not runtime.available()
-    )
+    return any(
+        c[:2] == ["defbuilder", "try"] and "--show" not in c for c in simple_commands(cmd.text)
+    ) and not (shutil.which("dash") and runtime.available())
 
 
 def run_session(commands: list[Command], cwd: Path, env: dict[str, str]) -> list[str]:
