@@ -271,6 +271,16 @@ class _Writer:
             args.append("verbatim=True")
         return f"{self.ref(Script)}({', '.join(args)})"
 
+    def scripts(
+        self, value: App | Sections, names: tuple[str, ...], indent: str | None = None
+    ) -> list[str]:
+        """``NAME=Script(...)`` for each script NAME of ``value`` that is not empty."""
+        return [
+            f"{name}={self.script(script, indent)}"
+            for name in names
+            if (script := getattr(value, name))
+        ]
+
     def help(self, text: str) -> str:
         """``%help`` text: a plain str when the model's dedent keeps it as it is,
         otherwise ``Script(text, verbatim=True)`` (indentation is part of the help)."""
@@ -329,11 +339,7 @@ class _Writer:
         return "{" + ", ".join(f"{lbl.key!r}: {self.literal(lbl.value)}" for lbl in labels) + "}"
 
     def app(self, app: App) -> str:
-        kw = [repr(app.name)]
-        for part in ("install", "run", "start", "test"):
-            script: Script = getattr(app, part)
-            if script:
-                kw.append(f"{part}={self.script(script)}")
+        kw = [repr(app.name), *self.scripts(app, ("install", "run", "start", "test"))]
         if app.env:
             kw.append(f"env={self.env(app.env)}")
         if app.labels:
@@ -350,18 +356,14 @@ class _Writer:
         kw: list[str] = []
         if s.arguments:
             kw.append(f"arguments=[{', '.join(self.literal(a) for a in s.arguments)}]")
-        for name in ("pre", "setup"):
-            if getattr(s, name):
-                kw.append(f"{name}={self.script(getattr(s, name), indent)}")
+        kw += self.scripts(s, ("pre", "setup"), indent)
         if len(s.files) == 1:
             kw.append(f"files={self.files(s.files[0], indent)}")
         elif s.files:
             kw.append(f"files=[{_one_a_line((self.files(f, inner) for f in s.files), indent)}]")
         if s.environment:
             kw.append(f"environment={self.env(s.environment, indent)}")
-        for name in ("post", "runscript", "startscript", "test"):
-            if getattr(s, name):
-                kw.append(f"{name}={self.script(getattr(s, name), indent)}")
+        kw += self.scripts(s, ("post", "runscript", "startscript", "test"), indent)
         if s.labels:
             kw.append(f"labels={self.labels(s.labels)}")
         if s.help:
