@@ -12,6 +12,8 @@ the port of Apptainer's parser to check the meaning, not only the bytes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import apptainer_port as port
 import pytest
 
@@ -19,6 +21,13 @@ from defbuilder import App, BuildArg, Files, Header, Recipe, Script, Stage, rend
 
 UBUNTU = Header.docker("ubuntu:24.04")
 HEAD = "Bootstrap: docker\nFrom: ubuntu:24.04\n\n"
+
+
+def _on_ubuntu(name: str, expected: str, **sections: Any) -> tuple[str, Stage, str]:
+    """A case whose stage is the ubuntu:24.04 header with SECTIONS: it renders as HEAD
+    followed by EXPECTED."""
+    return (name, Stage(UBUNTU, **sections), HEAD + expected)
+
 
 CASES = [
     # definition_files.rst "Header": Bootstrap first, then agent keywords.
@@ -55,95 +64,86 @@ CASES = [
         "Bootstrap: docker\nFrom: ubuntu:{{ VERSION }}\n\n%arguments\n    VERSION=22.04\n",
     ),
     # "%setup": host commands, $APPTAINER_ROOTFS
-    (
+    _on_ubuntu(
         "setup",
-        Stage(UBUNTU, setup="touch ${APPTAINER_ROOTFS}/file2"),
-        HEAD + "%setup\ntouch ${APPTAINER_ROOTFS}/file2\n",
+        "%setup\ntouch ${APPTAINER_ROOTFS}/file2\n",
+        setup="touch ${APPTAINER_ROOTFS}/file2",
     ),
     # "%files": "src [dst]" per line
-    (
+    _on_ubuntu(
         "files",
-        Stage(UBUNTU, files=Files(["/file1", ("/file1", "/opt")])),
-        HEAD + "%files\n    /file1\n    /file1 /opt\n",
+        "%files\n    /file1\n    /file1 /opt\n",
+        files=Files(["/file1", ("/file1", "/opt")]),
     ),
     # "Multi-Stage Builds": %files from devel
-    (
+    _on_ubuntu(
         "files-from",
-        Stage(UBUNTU, files=Files([("/root/hello", "/bin/hello")], from_stage="devel")),
-        HEAD + "%files from devel\n    /root/hello /bin/hello\n",
+        "%files from devel\n    /root/hello /bin/hello\n",
+        files=Files([("/root/hello", "/bin/hello")], from_stage="devel"),
     ),
     # "%environment": export LISTEN_PORT=12345 / export LC_ALL=C
-    (
+    _on_ubuntu(
         "environment",
-        Stage(UBUNTU, environment={"LISTEN_PORT": "12345", "LC_ALL": "C"}),
-        HEAD + "%environment\nexport LISTEN_PORT=12345\nexport LC_ALL=C\n",
+        "%environment\nexport LISTEN_PORT=12345\nexport LC_ALL=C\n",
+        environment={"LISTEN_PORT": "12345", "LC_ALL": "C"},
     ),
-    (
+    _on_ubuntu(
         "post",
-        Stage(UBUNTU, post="apt-get update\napt-get install -y netcat"),
-        HEAD + "%post\napt-get update\napt-get install -y netcat\n",
+        "%post\napt-get update\napt-get install -y netcat\n",
+        post="apt-get update\napt-get install -y netcat",
     ),
     # %post -c /bin/bash: stage.go getSectionScriptArgs runs /bin/sh -ex -c "/bin/bash -e script"
-    (
+    _on_ubuntu(
         "post-bash",
-        Stage(UBUNTU, post=Script("[[ -d /opt ]]", shell="/bin/bash")),
-        HEAD + "%post -c /bin/bash -e\n[[ -d /opt ]]\n",
+        "%post -c /bin/bash -e\n[[ -d /opt ]]\n",
+        post=Script("[[ -d /opt ]]", shell="/bin/bash"),
     ),
-    (
+    _on_ubuntu(
         "runscript",
-        Stage(UBUNTU, runscript='echo "Container was created $NOW"'),
-        HEAD + '%runscript\necho "Container was created $NOW"\n',
+        '%runscript\necho "Container was created $NOW"\n',
+        runscript='echo "Container was created $NOW"',
     ),
     # handleShebangScript: a #! first body line chooses the interpreter
-    (
+    _on_ubuntu(
         "runscript-bash",
-        Stage(UBUNTU, runscript=Script('exec "$@"', shell="/bin/bash")),
-        HEAD + '%runscript\n#!/bin/bash\nexec "$@"\n',
+        '%runscript\n#!/bin/bash\nexec "$@"\n',
+        runscript=Script('exec "$@"', shell="/bin/bash"),
     ),
-    (
-        "startscript",
-        Stage(UBUNTU, startscript="nc -lp $LISTEN_PORT"),
-        HEAD + "%startscript\nnc -lp $LISTEN_PORT\n",
+    _on_ubuntu(
+        "startscript", "%startscript\nnc -lp $LISTEN_PORT\n", startscript="nc -lp $LISTEN_PORT"
     ),
-    (
+    _on_ubuntu(
         "test",
-        Stage(UBUNTU, test='grep -q NAME=\\"Ubuntu\\" /etc/os-release'),
-        HEAD + '%test\ngrep -q NAME=\\"Ubuntu\\" /etc/os-release\n',
+        '%test\ngrep -q NAME=\\"Ubuntu\\" /etc/os-release\n',
+        test='grep -q NAME=\\"Ubuntu\\" /etc/os-release',
     ),
     # "%labels": Author / Version / MyLabel Hello World
-    (
+    _on_ubuntu(
         "labels",
-        Stage(
-            UBUNTU,
-            labels={"Author": "myname@example.com", "Version": "v0.0.1", "MyLabel": "Hello World"},
-        ),
-        HEAD + "%labels\n    Author myname@example.com\n    Version v0.0.1\n"
-        "    MyLabel Hello World\n",
+        "%labels\n    Author myname@example.com\n    Version v0.0.1\n    MyLabel Hello World\n",
+        labels={"Author": "myname@example.com", "Version": "v0.0.1", "MyLabel": "Hello World"},
     ),
-    (
+    _on_ubuntu(
         "help",
-        Stage(UBUNTU, help="This is a demo container used to illustrate a def file."),
-        HEAD + "%help\nThis is a demo container used to illustrate a def file.\n",
+        "%help\nThis is a demo container used to illustrate a def file.\n",
+        help="This is a demo container used to illustrate a def file.",
     ),
     # "%app*": %apprun foo / %applabels foo / %appinstall foo / %appenv foo / %apphelp foo
-    (
+    _on_ubuntu(
         "apps",
-        Stage(
-            UBUNTU,
-            apps=[
-                App(
-                    "foo",
-                    run='exec echo "RUNNING FOO"',
-                    labels={"BESTAPP": "FOO"},
-                    install="touch foo.exec",
-                    env={"SOFTWARE": "foo"},
-                    help="This is text for foo",
-                )
-            ],
-        ),
-        HEAD + "%apphelp foo\nThis is text for foo\n\n%appinstall foo\ntouch foo.exec\n\n"
+        "%apphelp foo\nThis is text for foo\n\n%appinstall foo\ntouch foo.exec\n\n"
         "%appenv foo\nexport SOFTWARE=foo\n\n%applabels foo\n    BESTAPP FOO\n\n"
         '%apprun foo\nexec echo "RUNNING FOO"\n',
+        apps=[
+            App(
+                "foo",
+                run='exec echo "RUNNING FOO"',
+                labels={"BESTAPP": "FOO"},
+                install="touch foo.exec",
+                env={"SOFTWARE": "foo"},
+                help="This is text for foo",
+            )
+        ],
     ),
 ]
 
