@@ -255,3 +255,60 @@ class TestThroughHarness:
             if proc.poll() is None:
                 proc.kill()
         assert proc.returncode == 42
+
+
+# --- lint: the flagship passes its own checks; a team may require locks --------------------
+
+POLICY = RECIPE.parent / "defbuilder.toml"
+UNLOCKED = "pixi install --manifest-path /app/pixi.toml --environment gpu"
+
+
+def lint_codes(out: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.split(": ")[1].split()[0] for line in out.stdout.splitlines()]
+
+
+def test_flagship_lints_clean_with_default_rules(tmp_path):
+    """The recipe, its directory, recipes/ and a .def rendered beside the recipe find
+    recipes/hello_pytorch/defbuilder.toml (allow-tags: the two bases' version tags);
+    a .def rendered elsewhere names it with --policy (docs/lint.md)."""
+    from conftest import run_installed
+
+    for target in (RECIPE, RECIPE.parent, ROOT / "recipes"):
+        out = run_installed("lint", target)
+        assert out.returncode == 0 and out.stdout == "", (target, out.stdout + out.stderr)
+    recipe = copy_recipe(tmp_path) / "recipe.py"
+    beside = recipe.parent / "app.def"
+    assert run_installed("render", recipe, "-o", beside).returncode == 0
+    out = run_installed("lint", beside)
+    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+    elsewhere = tmp_path / "app.def"
+    assert run_installed("render", RECIPE, "-o", elsewhere).returncode == 0
+    out = run_installed("lint", "--policy", POLICY, elsewhere)
+    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+    out = run_installed("lint", elsewhere)  # no policy above it: the tags are reported
+    assert out.returncode == 1 and lint_codes(out) == ["DB115", "DB115"]
+
+
+def test_a_team_that_requires_locks_gets_dp206_until_pixi_lock_is_committed(tmp_path):
+    import tomllib
+
+    from conftest import run_installed
+
+    assert tomllib.loads(POLICY.read_text())["policy"]["require-pixi-lock"] is False
+    strict = tmp_path / "strict.toml"
+    strict.write_text(
+        POLICY.read_text().replace("require-pixi-lock = false", "require-pixi-lock = true")
+    )
+    hello = copy_recipe(tmp_path)
+    recipe, app = hello / "recipe.py", hello / "app.def"
+    out = run_installed("lint", "--policy", strict, recipe)
+    assert out.returncode == 1 and lint_codes(out) == ["DP206"], out.stdout + out.stderr
+    assert run_installed("render", recipe, "-o", app).returncode == 0
+    line = app.read_text().splitlines().index(UNLOCKED) + 1
+    out = run_installed("lint", "--policy", strict, app)
+    assert out.returncode == 1 and lint_codes(out) == ["DP206"]
+    assert out.stdout.startswith(f"{app}:{line}: DP206 [error] policy requires a pixi lock")
+    assert run_installed("lint", app).returncode == 0  # the recipe's own policy: no lock needed
+    (hello / "pixi.lock").write_text("version: 6\n")  # committed: the install is --locked
+    out = run_installed("lint", "--policy", strict, recipe)
+    assert out.returncode == 0 and out.stdout == "", out.stdout

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -47,7 +47,7 @@ from ..errors import DefError, Origin, did_you_mean, read_text
 from ..parse import RawSection, split_stages
 from .context import Context, Finding
 from .discover import expand
-from .rules import RULES
+from .rules import RULES, allow_tags_problem
 
 __all__ = [
     "lint_paths",
@@ -566,12 +566,18 @@ def load_policy(start: str) -> dict[str, Any]:
         directory = parent
 
 
-_POLICY_KEYS = {
+#: Each policy key, its type, and (for lists of strings) what refuses an entry.
+_POLICY_KEYS: dict[str, type] = {
     "allowed-bases": list,
+    "allow-tags": list,
     "require-digest": bool,
     "required-labels": list,
     "require-test": bool,
     "forbidden-commands": list,
+    "require-pixi-lock": bool,
+}
+_POLICY_ENTRIES: dict[str, Callable[[str], str | None]] = {
+    "allow-tags": allow_tags_problem,
 }
 
 
@@ -584,4 +590,13 @@ def _check_policy(policy: dict[str, Any], path: str) -> dict[str, Any]:
             )
         if not isinstance(value, kind):
             raise DefError(f"policy {key} must be a {kind.__name__}", file=path)
+        if isinstance(value, list):
+            judge = _POLICY_ENTRIES.get(key)
+            for entry in value:
+                if not isinstance(entry, str):
+                    problem: str | None = f"{entry!r} is not a string"
+                else:
+                    problem = judge(entry) if judge is not None else None
+                if problem is not None:
+                    raise DefError(f"policy {key}: {problem}", file=path)
     return policy

@@ -4,7 +4,8 @@ Every check is a function of a ``Context`` (context.py) that yields ``(line, mes
 and is declared with ``@rule(...)``: a stable code (never reused), a name, a
 ``Severity``, a summary, why it matters, a bad and a good example, and the
 properties the engine acts on (``policy``, ``needs_shellcheck``, ``supersedes``,
-``not_linted``).
+``not_linted``). A rule that is not a policy rule may still honour a policy key that
+narrows it, declared in its ``why`` (DB115 and ``allow-tags``).
 ``RULES`` holds them in code order. ``docs/lint-rules.md`` is generated from these
 objects (``python -m defbuilder.lint.docs``), and the tests lint every rule's ``bad``
 example (it must fire) and ``good`` example (it must not), so code, docs and tests
@@ -51,7 +52,7 @@ from ..apptainer import (
 from ..parse import RawSection, RawStage
 from .context import Check, Context, Hit, Rule, Severity
 
-__all__ = ["EXAMPLE_POLICY", "RULES", "rule"]
+__all__ = ["EXAMPLE_POLICY", "RULES", "allow_tags_problem", "rule"]
 
 _registered: list[Rule] = []
 
@@ -723,25 +724,72 @@ def _env_only_in_runscript(ctx: Context) -> Iterator[Hit]:
                 break
 
 
+_TAG_WILDCARDS = ("*", "?", "[!")
+
+
+def allow_tags_problem(pattern: str) -> str | None:
+    """Why a policy ``allow-tags`` entry is refused, or None. An entry names one image
+    (no wildcard before the ``:`` of its tag) and says what its version tags look
+    like (the tag does not start with ``*``, ``?`` or ``[!``), so no entry allows
+    every image's tags or a floating tag such as ``pixi:noble`` (DB115 is for that).
+
+    >>> allow_tags_problem("nvidia/cuda:[0-9]*.[0-9]*.[0-9]*-*") is None
+    True
+    >>> print(allow_tags_problem("nvidia/*"))  # doctest: +ELLIPSIS
+    'nvidia/*' does not name one image and its tag: ...
+    >>> print(allow_tags_problem("nvidia/cuda:*"))  # doctest: +ELLIPSIS
+    'nvidia/cuda:*' allows every tag of nvidia/cuda, floating ones too; ...
+    """
+    if "@" in pattern:
+        return f"{pattern!r} names a digest; a digest needs no allowance"
+    cut = min((i for i in map(pattern.find, "*?[") if i >= 0), default=len(pattern))
+    _image, colon, tag = pattern[:cut].rpartition("/")[2].partition(":")
+    if not colon:
+        return (
+            f"{pattern!r} does not name one image and its tag: write the image in full, "
+            "then `:` and the tag pattern (wildcards only in the tag)"
+        )
+    if not tag and pattern[cut:].startswith(_TAG_WILDCARDS):
+        name = pattern[: cut - 1]
+        return (
+            f"{pattern!r} allows every tag of {name}, floating ones too; say what its "
+            f"version tags look like, e.g. '{name}:[0-9]*'"
+        )
+    return None
+
+
 @rule(
     code="DB115",
     name="no-digest",
     severity=Severity.WARNING,
     summary="Base image by tag without a digest.",
-    why="Tags move; the same .def builds a different image next month. (An image with "
-    "no tag, or `latest`, is DB116's.)",
+    why="Tags move: a publisher can push another image under the same tag, and the same "
+    ".def builds a different image next month; a digest is the immutable identifier "
+    "(Docker's reference, https://docs.docker.com/reference/cli/docker/image/pull/, "
+    '"Pull an image by digest"). Pin the digest, or, where a team accepts the version '
+    "tags of "
+    "publishers it trusts, list them in the policy's `allow-tags` (docs/lint.md says what "
+    "that leaves open). (An image with no tag, or `latest`, is DB116's, which `allow-tags` "
+    "does not change; nor does it change the policy's `require-digest`, DP202.)",
     bad="Bootstrap: docker\nFrom: ubuntu:24.04\n" + _T,
     good=_H + _T,
 )
 def _no_digest(ctx: Context) -> Iterator[Hit]:
+    allowed = ctx.policy.get("allow-tags") or ()
     for n, ref in _image_refs(ctx):
         tag, pinned = _reference(ref)
-        if tag not in (None, "latest") and not pinned and not has_placeholder(ref):
+        if (
+            tag not in (None, "latest")
+            and not pinned
+            and not has_placeholder(ref)
+            and not any(fnmatch.fnmatchcase(ref, p) for p in allowed)
+        ):
             yield (
                 n,
                 (
                     f"{ref} is pinned by tag only; tags move. Pin the digest "
-                    "(image@sha256:...) for reproducible builds"
+                    "(image@sha256:...), or allow this publisher's version tags in the "
+                    "team policy (allow-tags)"
                 ),
             )
 
@@ -1135,6 +1183,73 @@ def _policy_forbidden(ctx: Context) -> Iterator[Hit]:
                     yield n, f"policy forbids `{word}`"
 
 
+#: What ``str.splitlines`` breaks a line at besides ``\n`` (``find_unlocked_installs``
+#: reads a script with it); a line of a section is cut at ``\n`` only.
+_OTHER_BREAKS = str.maketrans(dict.fromkeys("\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+def _shell_commands(sections: list[RawSection]) -> list[tuple[int, str]]:
+    """The lines of one script (the bodies of a stage's repeated sections, appended,
+    as Apptainer runs them), a line ending in ``\\`` joined with the next as sh joins
+    them, each with the .def line it starts on."""
+    out: list[tuple[int, str]] = []
+    joining = False
+    for sec in sections:
+        for n, line in _lines(sec):
+            line = line.translate(_OTHER_BREAKS)
+            if joining:
+                start, text = out[-1]
+                out[-1] = (start, text[:-1] + " " + line)
+            else:
+                out.append((n, line))
+            joining = _is_code(out[-1][1]) and out[-1][1].endswith("\\")
+    return out
+
+
+def _build_scripts(ctx: Context, word: str) -> Iterator[list[RawSection]]:
+    """Per stage, each script the build runs (%setup, %pre, %post, each app's
+    %appinstall: its repeated sections together) whose text holds ``word``."""
+    scripts: dict[tuple[int, str, str | None], list[RawSection]] = {}
+    for sec in ctx.sections(*BUILD_SECTIONS, "appinstall"):
+        scripts.setdefault((ctx.stage_at(sec.line), sec.name, sec.app), []).append(sec)
+    for sections in scripts.values():
+        if any(word in sec.body for sec in sections):
+            yield sections
+
+
+@rule(
+    code="DP206",
+    name="policy-pixi-lock",
+    severity=Severity.ERROR,
+    summary="A `pixi install` without a lock, where the policy requires one.",
+    why="[tool.defbuilder.policy] require-pixi-lock = true. Without `--locked` or `--frozen` "
+    "(or PIXI_LOCKED/PIXI_FROZEN set), `pixi install` solves the environment when the "
+    "image is built and writes the lock file (pixi's reference, "
+    "https://pixi.prefix.dev/latest/reference/cli/pixi/install/), so two builds of one "
+    ".def can install different packages. `--locked` installs the committed pixi.lock "
+    "and stops when it no longer matches the manifest; `--frozen` installs it as it is. "
+    "`PixiEnvironment` installs `--locked` when the lock exists at render time, and "
+    "`defbuilder build` of an unlocked recipe hands the solved lock back to commit.",
+    bad=_H + "\n%post\n    pixi install --manifest-path /app/pixi.toml\n" + _T,
+    good=_H + "\n%post\n    pixi install --manifest-path /app/pixi.toml --locked\n" + _T,
+    policy=True,
+)
+def _policy_pixi_lock(ctx: Context) -> Iterator[Hit]:
+    if not ctx.policy.get("require-pixi-lock"):
+        return
+    from ..blocks.pixi import find_unlocked_installs  # only where the policy asks
+
+    for sections in _build_scripts(ctx, "pixi"):
+        lines = _shell_commands(sections)
+        for i, _manifest in find_unlocked_installs("\n".join(text for _n, text in lines)):
+            yield (
+                lines[i][0],
+                "policy requires a pixi lock: this `pixi install` has no --locked or "
+                "--frozen, so the build solves the environment; commit pixi.lock beside "
+                "the manifest and install with --locked",
+            )
+
+
 #: Every rule, in code order (the order they are declared above).
 RULES: tuple[Rule, ...] = tuple(_registered)
 
@@ -1145,6 +1260,7 @@ EXAMPLE_POLICY = {
     "required-labels": ["maintainer"],
     "require-test": True,
     "forbidden-commands": ["sudo"],
+    "require-pixi-lock": True,
 }
 
 
