@@ -116,8 +116,7 @@ def _cmd_try(args: argparse.Namespace) -> int:
                 "`defbuilder try` needs Linux mount namespaces (unshare), which "
                 "this machine does not allow; use --show to see the scripts"
             )
-        proc = image.popen(args.action, rest, sh=args.shell, app=args.app)
-        return signals.wait(proc)
+        return signals.run(lambda: image.popen(args.action, rest, sh=args.shell, app=args.app))
 
 
 def _cmd_condor(args: argparse.Namespace) -> int:

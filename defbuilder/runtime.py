@@ -45,7 +45,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -522,22 +522,29 @@ def unpack(
 
 
 class _Forwarder:
-    """While active: a signal before the program starts ends defbuilder cleanly
-    (``SystemExit(128+N)``, so temporary files are removed); once it runs, the signal
-    is passed on to the program, as Apptainer's starter passes signals to the
-    container's process (``internal/app/starter/master_linux.go``)."""
+    """Signals for ``defbuilder try``, in three phases. Before the program starts, a
+    signal ends defbuilder cleanly (``SystemExit(128+N)``, so temporary files are
+    removed). While it is being started, signals are held and delivered as soon as it
+    exists. Once it runs, each signal is passed on to it, as Apptainer's starter passes
+    signals to the container's process (``internal/app/starter/master_linux.go``,
+    ``Master``/``MonitorContainer``), and defbuilder waits for it."""
 
     SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starting = False
+        self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: object) -> None:
-        if self.proc is None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):  # gone: wait() tells how it ended
+                self.proc.send_signal(signum)
+        elif self.starting:
+            self.pending.append(signum)
+        else:
             raise SystemExit(128 + signum)
-        with contextlib.suppress(ProcessLookupError):  # gone: wait() tells how it ended
-            self.proc.send_signal(signum)
 
     def __enter__(self) -> _Forwarder:
         import signal
@@ -553,14 +560,22 @@ class _Forwarder:
         for num, handler in self.previous.items():
             signal.signal(num, handler)
 
-    def wait(self, proc: subprocess.Popen[bytes]) -> int:
-        """Wait for ``proc``, forwarding signals; its exit status, or 128+N when it died
-        of signal N (what a shell reports)."""
-        self.proc = proc
+    def run(self, launch: Callable[[], subprocess.Popen[bytes]]) -> int:
+        """Start the program with ``launch``, then wait for it, forwarding signals; its
+        exit status, or 128+N when it died of signal N (what a shell reports)."""
+        self.starting = True
+        try:
+            proc = launch()
+            self.proc = proc
+        finally:
+            self.starting = False
+        for signum in self.pending:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
         status = proc.wait()
         return 128 - status if status < 0 else status
 
 
 def forward_signals() -> _Forwarder:
-    """``with forward_signals() as fw: ...; return fw.wait(proc)`` (see ``_Forwarder``)."""
+    """``with forward_signals() as fw: ...; return fw.run(lambda: image.popen(...))``."""
     return _Forwarder()

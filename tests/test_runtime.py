@@ -238,3 +238,35 @@ def test_try_forwards_a_signal_waits_and_cleans_up(tmp_path, signame):
     assert list(tmpdir.iterdir()) == []
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the program is gone, not left running
+
+
+def test_a_signal_while_the_program_starts_is_delivered_to_it():
+    """The window between starting the program and waiting for it: a signal that
+    arrives then is held and passed on, never lost (the program would outlive
+    defbuilder) and never fatal to defbuilder (its temporary root would stay)."""
+    import os
+    import signal
+    import subprocess
+
+    from defbuilder.runtime import forward_signals
+
+    def launch() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(["sleep", "60"])
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives before run() knows the program
+        return proc
+
+    with forward_signals() as signals:
+        status = signals.run(launch)
+    assert status == 128 + signal.SIGTERM
+
+
+def test_a_signal_before_the_program_starts_ends_cleanly():
+    import os
+    import signal
+
+    from defbuilder.runtime import forward_signals
+
+    with pytest.raises(SystemExit) as info, forward_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert info.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
