@@ -13,8 +13,22 @@ from pathlib import Path
 from typing import IO, TypedDict, Unpack
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests run the same examples on every machine (CI must not fail by chance, and
+# a slow, busy CI machine must not trip Hypothesis's timing checks). For a wider random
+# search locally: DEFBUILDER_HYPOTHESIS=explore pytest ...
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("DEFBUILDER_HYPOTHESIS", "ci"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHELLS = [s for s in ("dash", "bash") if shutil.which(s)]
