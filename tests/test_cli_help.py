@@ -118,3 +118,11 @@ def test_own_help_through_the_installed_script(command: str) -> None:
 def test_set_help_shows_an_example() -> None:
     out = run_installed("render", "--help")
     assert "e.g. --set cuda=12.8" in " ".join(out.stdout.split())
+
+
+def test_no_help_shows_a_doubled_percent() -> None:
+    """argparse %-formats option help (so `%%files` there prints `%files`) but not a
+    description without %(prog)s: a doubled % would be shown as is."""
+    for _words, parser, _line in commands(build_parser()):
+        text = parser.format_help()
+        assert "%%" not in text, parser.prog
