@@ -732,7 +732,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     build = sub.add_parser(
         "build",
         help="render and run `apptainer build`",
-        description="Render RECIPE to a temporary .def beside it (so %%files paths "
+        description="Render RECIPE to a temporary .def beside it (so %files paths "
         "resolve), run `apptainer build` (or singularity) with the recipe's build "
         "arguments, and print the image path. Apptainer's progress goes to stderr. "
         "The temporary .def is removed afterwards, also on Ctrl-C or SIGTERM.",
@@ -859,8 +859,32 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+_SHOWN_WARNINGS: set[tuple[str, int, str]] = set()
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Warnings (e.g. a recipe's missing pixi.lock) as ``defbuilder: warning: file:line:
+    message``, like errors, each once even when a command loads the recipe twice."""
+    key = (filename, lineno, str(message))
+    if key in _SHOWN_WARNINGS:
+        return
+    _SHOWN_WARNINGS.add(key)
+    where = f"{filename}:{lineno}: " if filename and lineno else ""
+    print(f"defbuilder: warning: {where}{message}", file=sys.stderr)
+
+
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _show_warning
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(command)

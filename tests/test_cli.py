@@ -238,3 +238,24 @@ def test_output_into_missing_directory_is_a_clear_error(tmp_path):
     out = run_cli("render", str(recipe), "-o", str(tmp_path / "no" / "such" / "app.def"))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "No such file or directory" in out.stderr
+
+
+def test_a_recipe_warning_is_one_line_once_even_when_the_recipe_loads_twice(tmp_path):
+    """`condor --build` loads the recipe for the job and for the build: the missing
+    pixi.lock is reported once, as `defbuilder: warning: file:line: message`."""
+    from conftest import ROOT, run_installed
+
+    out = run_installed(
+        "condor",
+        str(ROOT / "recipes" / "hello_pytorch" / "recipe.py"),
+        "--build",
+        "--staging",
+        "/staging/USER",
+        "-o",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if "no lock file" in ln]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("defbuilder: warning: ") and "recipe.py:" in lines[0]
+    assert "Traceback" not in out.stderr and "build = Stage(" not in out.stderr

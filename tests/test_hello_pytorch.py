@@ -90,7 +90,7 @@ def test_without_a_lock_it_renders_unlocked_and_warns_with_one_locked(tmp_path):
     recipe = copy_recipe(tmp_path) / "recipe.py"
     out = run_cli("render", str(recipe))
     assert out.returncode == 0, out.stderr
-    assert "PixiLockWarning: no lock file" in out.stderr
+    assert "defbuilder: warning: " in out.stderr and ": no lock file" in out.stderr
     assert f"{tmp_path}/hello_pytorch/pixi.lock" in out.stderr  # the missing file, named
     build, final = split_stages(out.stdout)
     assert "pixi install --manifest-path /app/pixi.toml --environment gpu\n" in out.stdout
