@@ -120,151 +120,52 @@ def _cmd_try(args: argparse.Namespace) -> int:
 
 
 def _cmd_condor(args: argparse.Namespace) -> int:
-    from .condor import build_job_from, job_from, write_build, write_dag, write_job
-    from .loader import parse_sets
+    from .condor import write_condor
 
-    options = {k[len("job_") :]: v for k, v in vars(args).items() if k.startswith("job_")}
-    if options.get("items_file"):
-        items = os.path.abspath(options["items_file"])
-        if not os.path.isfile(items):
-            raise DefError("no such items file", file=options["items_file"])
-        options["items_file"] = items
-    resources = {
-        k[len("build_") :]: v for k, v in vars(args).items() if k.startswith("build_request_")
-    }
-    if not (args.build or args.dag):
-        build_only = {
-            "--staging": args.staging,
-            "--osdf-prefix": args.osdf_prefix,
-            "--set": args.set,
-            "--build-arg": args.build_arg,
-            **{f"--build-{k.replace('_', '-')}": v for k, v in resources.items()},
-        }
-        given = [opt for opt, value in build_only.items() if value is not None]
-        if given:
-            raise DefError(f"{given[0]} is for the build job: give --build or --dag")
-        job = job_from(
-            args.recipe,
-            options,
-            keys=args.key or (),
-            default_requirements=not args.no_default_requirements,
-        )
-        sub, wrapper = write_job(job, args.output)
-        print(f"wrote {sub} and {wrapper}")
-        print(f"submit:      condor_submit {sub}")
-        print(f"interactive: condor_submit -interactive {sub}")
-        return 0
-    if args.dag and not args.staging:
-        raise DefError("--dag needs --staging DIR: the GPU check and the jobs fetch the image")
-    if args.dag and options.get("image"):
-        raise DefError("--dag runs the jobs in the image it builds: leave out --image")
-    build = build_job_from(
+    written = write_condor(
         args.recipe,
         args.output,
-        name=options.get("name"),
-        staging=args.staging,
-        osdf_prefix=args.osdf_prefix,
-        sets=parse_sets(args.set),
-        build_args=args.build_arg or (),
-        resources=resources,
-    )
-    where = build.url or os.path.join(build.directory, build.image)
-    if not args.dag:
-        paths = write_build(build)
-        print(f"wrote {', '.join(paths)}")
-        print(f"image:       {where}")
-        print(f"submit:      condor_submit {build.path('submit')}")
-        print(
-            f"interactive: condor_submit -interactive {build.path('interactive')}, "
-            f"then: sh {build.files['wrapper']}"
-        )
-        return 0
-    job = job_from(
-        args.recipe,
-        {**options, "name": build.name, "image": where},
+        {k[len("job_") :]: v for k, v in vars(args).items() if k.startswith("job_")},
+        mode="dag" if args.dag else "build" if args.build else "job",
         keys=args.key or (),
         default_requirements=not args.no_default_requirements,
+        staging=args.staging,
+        osdf_prefix=args.osdf_prefix,
+        sets=args.set,
+        build_args=args.build_arg,
+        resources={
+            k[len("build_") :]: v for k, v in vars(args).items() if k.startswith("build_request_")
+        },
     )
-    dag, paths, done = write_dag(job, build)
-    print(f"wrote {dag} and {', '.join(p for p in paths if p != dag)}")
-    print(f"image:       {where}" + (" (staged already: BUILD is done)" if done else ""))
-    print(f"submit:      condor_submit_dag {dag}")
+    for line in written.lines:
+        print(line)
     return 0
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .fileio import TempFile
-    from .images import (
-        apptainer_binary,
-        build_arg_flags,
-        build_image,
-        build_inputs,
-        check_staging,
-        image_path,
-        publish_renamed,
-        stage_image,
-        staged_url,
-    )
-    from .loader import load_recipe, parse_sets
+    from .images import build_recipe
+    from .loader import parse_sets
 
     if args.hash_name and args.name_by == "inputs":
         raise DefError("--hash-name names the image by its content: not with --name-by inputs")
     if args.osdf_prefix and not args.staging:
         raise DefError("--osdf-prefix is the URL of --staging DIR: give --staging too")
-    sets = parse_sets(args.set)
-    output = image_path(args.recipe, args.output)
-    if args.staging:
-        check_staging(args.staging)
-    if args.name_by == "inputs":
-        inputs = build_inputs(args.recipe, sets, args.build_arg or ())
-        text = inputs.def_text
-        args_flags = [f for a in inputs.build_args for f in ("--build-arg", a)]
-        stem = os.path.splitext(os.path.basename(output))[0]
-        final = os.path.join(os.path.dirname(output), f"{stem}-{inputs.digest[:8]}.sif")
-        staged = os.path.join(args.staging, os.path.basename(final)) if args.staging else ""
-        found = final if os.path.exists(final) else staged if os.path.exists(staged) else ""
-        if found:
-            print(
-                f"defbuilder: {found} exists, built from the same inputs: not building",
-                file=sys.stderr,
-            )
-            if not staged:
-                print(final)
-            elif os.path.exists(staged):
-                print(staged_url(staged, args.osdf_prefix))
-            else:  # built here before, not staged yet
-                print(stage_image(final, args.staging, args.osdf_prefix)[1])
-            return 0
-    else:
-        from .render import render
-
-        recipe = load_recipe(args.recipe, sets)
-        text, args_flags = render(recipe), build_arg_flags(recipe, args.build_arg or ())
-        final = output
-    binary = apptainer_binary()
-    flags = [*args_flags, *(args.apptainer_arg or ())]
-    if args.name_by == "inputs":
-        with TempFile(final, suffix=".sif") as tmp:
-            os.unlink(tmp.path)  # apptainer creates it; an interrupted build's part goes too
-            status, image = build_image(binary, text, args.recipe, tmp.path, flags=flags)
-            if status == 0:
-                image = publish_renamed(tmp.path, final)
-                tmp.done()
-    else:
-        status, image = build_image(
-            binary, text, args.recipe, final, flags=flags, hash_named=args.hash_name
-        )
-    if status != 0:
-        print(
-            f"defbuilder: {os.path.basename(binary)} build failed with status {status}",
-            file=sys.stderr,
-        )
-        return status
-    if args.staging:
-        print(stage_image(image, args.staging, args.osdf_prefix)[1])
-    else:
-        print(image)
-    return 0
+    built = build_recipe(
+        args.recipe,
+        args.output,
+        sets=parse_sets(args.set),
+        build_args=args.build_arg or (),
+        by_inputs=args.name_by == "inputs",
+        hash_named=args.hash_name,
+        staging=args.staging,
+        osdf_prefix=args.osdf_prefix,
+        apptainer_args=args.apptainer_arg or (),
+    )
+    if built.error is not None:
+        print(built.error, file=sys.stderr)
+    if built.image is not None:
+        print(built.image)
+    return built.status
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:

@@ -45,8 +45,9 @@ then the workload, and exits with the workload's status.
 >>> job.submit().splitlines()[-1]
 'queue 1'
 
-``defbuilder condor`` is ``job_from`` (defaults, then the recipe's ``job`` dict, then
-the command line) and ``write_job`` (NAME.sub and the wrapper).
+``defbuilder condor`` is ``write_condor``: ``job_from`` (defaults, then the recipe's
+``job`` dict, then the command line) and ``write_job`` (NAME.sub and the wrapper), or
+``build_job_from`` and ``write_build`` (the build job), or both and ``write_dag``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ import re
 import shlex
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -68,12 +69,14 @@ __all__ = [
     "RESERVED_KEYS",
     "CondorJob",
     "JobError",
+    "Written",
     "check_submit",
     "classad_string",
     "job_defaults",
     "job_from",
     "options_markdown",
     "submit_text",
+    "write_condor",
     "write_job",
 ]
 
@@ -1244,3 +1247,117 @@ def build_job_from(
         raise DefError(
             f"--build-{exc.field.replace('_', '-')} {exc.value!r}: {exc.reason}"
         ) from None
+
+
+# --- what `defbuilder condor` writes ---------------------------------------------------------
+
+
+@attrs.frozen
+class Written:
+    """What ``write_condor`` wrote, and the lines ``defbuilder condor`` prints about it."""
+
+    paths: tuple[str, ...]
+    lines: tuple[str, ...]
+
+
+def write_condor(
+    recipe_path: str,
+    directory: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    mode: Literal["job", "build", "dag"] = "job",
+    keys: Iterable[str] = (),
+    default_requirements: bool = True,
+    staging: str | None = None,
+    osdf_prefix: str | None = None,
+    sets: Sequence[str] | None = None,
+    build_args: Sequence[str] | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> Written:
+    """Write what ``defbuilder condor`` writes into ``directory``, by ``mode``:
+
+    * ``"job"``: the job (``job_from`` with ``options``, ``keys`` and
+      ``default_requirements``; ``write_job``); the build job's settings (``staging``,
+      ``osdf_prefix``, ``sets``, ``build_args``, ``resources``) are refused;
+    * ``"build"``: the build job (``build_job_from``; ``write_build``), named by
+      ``options["name"]``;
+    * ``"dag"``: the build job, and the job in the image it stages (its name and
+      ``image`` are the build job's), as a DAG (``write_dag``); needs ``staging`` and
+      no ``options["image"]``.
+
+    ``options`` are ``CondorJob`` fields (``None`` is unset); ``options["items_file"]``
+    must exist and is made absolute. ``sets`` are ``KEY=VALUE`` strings, as ``--set``
+    gives them; ``resources`` are the build job's ``request_*`` (``None`` is unset).
+    """
+    from .loader import parse_sets
+
+    options = dict(options or {})
+    if options.get("items_file"):
+        items = os.path.abspath(options["items_file"])
+        if not os.path.isfile(items):
+            raise DefError("no such items file", file=options["items_file"])
+        options["items_file"] = items
+    resources = dict(resources or {})
+    if mode == "job":
+        build_only = {
+            "--staging": staging,
+            "--osdf-prefix": osdf_prefix,
+            "--set": sets,
+            "--build-arg": build_args,
+            **{f"--build-{k.replace('_', '-')}": v for k, v in resources.items()},
+        }
+        given = [opt for opt, value in build_only.items() if value is not None]
+        if given:
+            raise DefError(f"{given[0]} is for the build job: give --build or --dag")
+        job = job_from(recipe_path, options, keys=keys, default_requirements=default_requirements)
+        sub, wrapper = write_job(job, directory)
+        return Written(
+            paths=(sub, wrapper),
+            lines=(
+                f"wrote {sub} and {wrapper}",
+                f"submit:      condor_submit {sub}",
+                f"interactive: condor_submit -interactive {sub}",
+            ),
+        )
+    if mode == "dag" and not staging:
+        raise DefError("--dag needs --staging DIR: the GPU check and the jobs fetch the image")
+    if mode == "dag" and options.get("image"):
+        raise DefError("--dag runs the jobs in the image it builds: leave out --image")
+    build = build_job_from(
+        recipe_path,
+        directory,
+        name=options.get("name"),
+        staging=staging,
+        osdf_prefix=osdf_prefix,
+        sets=parse_sets(list(sets) if sets is not None else None),
+        build_args=build_args or (),
+        resources=resources,
+    )
+    where = build.url or os.path.join(build.directory, build.image)
+    if mode == "build":
+        paths = write_build(build)
+        return Written(
+            paths=tuple(paths),
+            lines=(
+                f"wrote {', '.join(paths)}",
+                f"image:       {where}",
+                f"submit:      condor_submit {build.path('submit')}",
+                f"interactive: condor_submit -interactive {build.path('interactive')}, "
+                f"then: sh {build.files['wrapper']}",
+            ),
+        )
+    job = job_from(
+        recipe_path,
+        {**options, "name": build.name, "image": where},
+        keys=keys,
+        default_requirements=default_requirements,
+    )
+    dag, paths, done = write_dag(job, build)
+    return Written(
+        paths=tuple(paths),
+        lines=(
+            f"wrote {dag} and {', '.join(p for p in paths if p != dag)}",
+            f"image:       {where}" + (" (staged already: BUILD is done)" if done else ""),
+            f"submit:      condor_submit_dag {dag}",
+        ),
+    )

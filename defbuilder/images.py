@@ -26,6 +26,9 @@ tests put a fake on PATH. Nothing here runs at ``render`` time.
   file beside the recipe (``%files`` paths resolve from there) and removed after,
   also on Ctrl-C or SIGTERM; ``image_path`` names the image, ``build_arg_flags``
   checks ``--build-arg``. The hash-named image never replaces another file.
+* ``build_recipe``: all of ``defbuilder build``: names the image (by its inputs,
+  skipping the build when that image exists; or by its content), builds, stages, and
+  returns what to print and the exit status (``Built``).
 """
 
 from __future__ import annotations
@@ -51,10 +54,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BuildInputs",
+    "Built",
     "apptainer_binary",
     "build_arg_flags",
     "build_image",
     "build_inputs",
+    "build_recipe",
     "chtc_exec_argv",
     "hash_name",
     "host_sources",
@@ -452,3 +457,97 @@ def publish_renamed(path: str, named: str) -> str:
     except OSError as exc:
         raise DefError(f"cannot name the image: {exc.strerror}", file=named) from None
     return named
+
+
+# --- defbuilder build ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Built:
+    """How ``build_recipe`` ended: ``status``, apptainer's exit status (0 when the image
+    was built, or found already built from the same inputs); ``image``, what ``defbuilder
+    build`` prints on stdout: the image's path, or its URL when it was staged (``None``
+    on failure); ``error``, the line it prints on stderr when the build failed."""
+
+    status: int
+    image: str | None = None
+    error: str | None = None
+
+
+def build_recipe(
+    recipe_path: str,
+    output: str | None = None,
+    *,
+    sets: Mapping[str, str] | None = None,
+    build_args: Sequence[str] = (),
+    by_inputs: bool = False,
+    hash_named: bool = False,
+    staging: str | None = None,
+    osdf_prefix: str | None = None,
+    apptainer_args: Sequence[str] = (),
+) -> Built:
+    """Build ``recipe_path`` into ``image_path(recipe_path, output)``, as ``defbuilder build``.
+
+    * ``by_inputs``: the image is ``NAME-<8 hex>.sif`` beside that path, named by its
+      inputs (``build_inputs``). When it exists there or in ``staging``, nothing is built
+      (a note goes to stderr); else it is built into a temp file there and published
+      under its name only whole (``publish_renamed``);
+    * ``hash_named``: the built image is renamed by its content (``hash_name``);
+    * ``staging``: checked first; the image is copied there (``stage_image``) and its
+      URL is what ``Built.image`` holds.
+
+    ``sets`` go to the recipe function, ``build_args`` and ``apptainer_args`` to
+    ``apptainer build`` (``build_image``, whose progress goes to stderr).
+    """
+    sets = dict(sets or {})
+    output = image_path(recipe_path, output)
+    if staging:
+        check_staging(staging)
+    if by_inputs:
+        inputs = build_inputs(recipe_path, sets, build_args)
+        text = inputs.def_text
+        args_flags = [f for a in inputs.build_args for f in ("--build-arg", a)]
+        stem = os.path.splitext(os.path.basename(output))[0]
+        final = os.path.join(os.path.dirname(output), f"{stem}-{inputs.digest[:8]}.sif")
+        staged = os.path.join(staging, os.path.basename(final)) if staging else ""
+        found = final if os.path.exists(final) else staged if os.path.exists(staged) else ""
+        if found:
+            # a note as it happens: staging what was built here may still fail
+            print(
+                f"defbuilder: {found} exists, built from the same inputs: not building",
+                file=sys.stderr,
+            )
+            if not staged:
+                return Built(0, final)
+            if os.path.exists(staged):
+                return Built(0, staged_url(staged, osdf_prefix))
+            assert staging  # built here before, not staged yet
+            return Built(0, stage_image(final, staging, osdf_prefix)[1])
+    else:
+        from .loader import load_recipe
+        from .render import render
+
+        recipe = load_recipe(recipe_path, sets)
+        text, args_flags = render(recipe), build_arg_flags(recipe, build_args)
+        final = output
+    binary = apptainer_binary()
+    flags = [*args_flags, *apptainer_args]
+    if by_inputs:
+        with TempFile(final, suffix=".sif") as tmp:
+            os.unlink(tmp.path)  # apptainer creates it; an interrupted build's part goes too
+            status, image = build_image(binary, text, recipe_path, tmp.path, flags=flags)
+            if status == 0:
+                image = publish_renamed(tmp.path, final)
+                tmp.done()
+    else:
+        status, image = build_image(
+            binary, text, recipe_path, final, flags=flags, hash_named=hash_named
+        )
+    if status != 0:
+        return Built(
+            status,
+            error=f"defbuilder: {os.path.basename(binary)} build failed with status {status}",
+        )
+    if staging:
+        return Built(0, stage_image(image, staging, osdf_prefix)[1])
+    return Built(0, image)
