@@ -481,7 +481,11 @@ def test_defbuilder_build_hands_the_solved_lock_back_to_commit(tmp_path):
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     out = run_cli("build", str(proj / "recipe.py"), "-o", str(tmp_path / "app.sif"), env=env)
     assert out.returncode == 0, out.stderr
-    assert "defbuilder: warning: " in out.stderr and ": no lock file" in out.stderr and "proj/pixi.lock" in out.stderr
+    assert (
+        "defbuilder: warning: " in out.stderr
+        and ": no lock file" in out.stderr
+        and "proj/pixi.lock" in out.stderr
+    )
     assert "pixi.lock (the lock the build solved); commit it" in out.stderr
     assert (proj / "pixi.lock").read_text() == "version: 6\n# solved in the image\n"
     assert "exec" in log.read_text()
