@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .errors import DefError, entry_point, read_text
@@ -336,10 +337,45 @@ def _add_output(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help=help)
 
 
+def _columns() -> int:
+    """The terminal width, as ``shutil.get_terminal_size`` finds it ($COLUMNS, then the
+    terminal on stdout, else 80), without importing shutil (and with it bz2, lzma...)
+    on every command's start-up: argparse builds a help formatter for each option."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and its subcommands' parsers) with ``_HelpFormatter``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``command``, other commands' costly options are left out
     (``render`` is on the hot path: it must not import the condor module)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="defbuilder",
         description="Compose Apptainer definition files (.def) from typed Python recipes, "
         "check them, and take them to a GPU job on an HTCondor cluster.",
