@@ -203,3 +203,17 @@ def test_dp206_only_where_the_policy_requires_a_lock() -> None:
     assert codes(text) == []
     assert codes(text, **{"require-pixi-lock": False}) == []
     assert codes(text, **{"require-test": True}) == []
+
+
+@pytest.mark.parametrize("name", ["defbuilder.toml", "pyproject.toml", "given.toml"])
+def test_a_policy_file_that_is_not_utf8_is_an_error(tmp_path: Path, name: str) -> None:
+    toml = tmp_path / name
+    table = "[tool.defbuilder.policy]" if name == "pyproject.toml" else "[policy]"
+    toml.write_bytes(f"{table}\n# caf\xe9\nrequire-test = true\n".encode("latin-1"))
+    (tmp_path / "app.def").write_text(stage("ubuntu:24.04"))
+    with pytest.raises(DefError, match="not UTF-8 text"):
+        read_policy(str(toml))
+    given = ("--policy", str(toml)) if name == "given.toml" else ()
+    out = run_cli("lint", "--no-shellcheck", *given, str(tmp_path / "app.def"))
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert f"{name}: not UTF-8 text" in out.stderr, out.stderr

@@ -527,6 +527,8 @@ def read_policy(path: str, tables: Sequence[Sequence[str]] = _ANY_TABLE) -> dict
             data: Any = tomllib.load(fh)
     except OSError as exc:
         raise DefError(f"cannot read policy: {exc.strerror}", file=path) from None
+    except UnicodeDecodeError:
+        raise DefError("not UTF-8 text", file=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise DefError(f"invalid TOML: {exc}", file=path) from None
     for keys in tables:
