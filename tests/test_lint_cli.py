@@ -168,6 +168,46 @@ def test_empty_select_and_ignoring_db000_are_refused(tmp_path: Path) -> None:
     assert out.returncode == 2 and "DB000 cannot be ignored" in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        (["--select", "DB101", "--ignore", "db101"], "--select names is also given to --ignore"),
+        (["--select", "DB110,DB111", "--no-shellcheck"], "DB110, DB111 need shellcheck"),
+        (["--select", "DP201"], "DP201 is a policy rule and no linted file has a policy"),
+        (["--select", "DP201,DB110", "--no-shellcheck"], "DP201 is a policy rule"),
+    ],
+)
+def test_a_choice_that_runs_no_rule_is_an_error(
+    cli: Runner, tmp_path: Path, options: list[str], why: str
+) -> None:
+    """lint must not exit 0 having checked nothing."""
+    d = tmp_path / "app.def"
+    d.write_text(APT)
+    out = cli("lint", *options, str(d))
+    _no_traceback(out)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("defbuilder: error: no rule selected to run: "), out.stderr
+    assert why in out.stderr, out.stderr
+    ignore = options[options.index("--ignore") + 1 :] if "--ignore" in options else []
+    with pytest.raises(DefError, match="no rule selected to run"):
+        lint_text(
+            APT,
+            select=options[1].split(","),
+            ignore=ignore,
+            shellcheck="--no-shellcheck" not in options,
+        )
+
+
+def test_policy_rules_run_where_a_policy_is_found(tmp_path: Path) -> None:
+    (tmp_path / "defbuilder.toml").write_text("[policy]\nrequire-test = true\n")
+    (tmp_path / "app.def").write_text(PINNED)
+    out = run_cli("lint", "--no-shellcheck", "--select", "DP201", str(tmp_path / "app.def"))
+    assert out.returncode in (0, 1) and "no rule selected" not in out.stderr, out.stderr
+    # DB000 alone (does every file load?) is a choice of its own
+    out = run_cli("lint", "--no-shellcheck", "--select", "DB000", str(tmp_path / "app.def"))
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
 def test_suppression_comments_take_any_case() -> None:
     text = APT.replace("    apt-get", "    # defbuilder: ignore[db123, Db124]\n    apt-get")
     assert [f.code for f in lint_text(text, shellcheck=False)] == []

@@ -45,7 +45,7 @@ from ..apptainer import (
 )
 from ..errors import DefError, Origin, did_you_mean, read_text
 from ..parse import RawSection, split_stages
-from .context import Context, Finding
+from .context import Context, Finding, Rule
 from .discover import expand
 from .rules import RULES, allow_tags_problem
 
@@ -343,11 +343,65 @@ def _findings(
 
 
 def _selection(
-    select: Iterable[str] | None, ignore: Iterable[str]
+    select: Iterable[str] | None, ignore: Iterable[str], shellcheck: bool
 ) -> tuple[set[str] | None, set[str]]:
-    return (
-        rule_codes(select, "--select") if select else None,
-        rule_codes(ignore, "--ignore"),
+    """The checked ``--select``/``--ignore`` codes. A choice under which no rule can
+    run is an error (lint must not pass by checking nothing): every selected rule
+    also ignored, or only shellcheck rules with ``--no-shellcheck``."""
+    sel = rule_codes(select, "--select") if select else None
+    ign = rule_codes(ignore, "--ignore")
+    chosen = _chosen(sel, ign)
+    if chosen is None:
+        return sel, ign
+    if not chosen:
+        raise DefError(
+            "no rule selected to run: every rule "
+            + ("--select names is" if sel is not None else "is")
+            + " also given to --ignore",
+            origin=_NO_FILE,
+        )
+    if not shellcheck and all(r.needs_shellcheck for r in chosen):
+        raise DefError(
+            f"no rule selected to run: {', '.join(r.code for r in chosen)} "
+            f"need{'s' if len(chosen) == 1 else ''} shellcheck, and --no-shellcheck "
+            "skips it",
+            origin=_NO_FILE,
+        )
+    return sel, ign
+
+
+def _chosen(sel: set[str] | None, ign: set[str]) -> list[Rule] | None:
+    """The rules the user chose to report, or None when a rule that reports files
+    that were not linted (DB000) is selected by name (checking that every file loads
+    is a choice of its own)."""
+    if sel is not None and any(r.not_linted for r in RULES if r.code in sel):
+        return None
+    return [
+        r
+        for r in RULES
+        if not r.not_linted and r.code not in ign and (sel is None or r.code in sel)
+    ]
+
+
+def _need_policy(
+    sel: set[str] | None,
+    ign: set[str],
+    shellcheck: bool,
+    policies: Iterable[Mapping[str, Any]],
+) -> None:
+    """Refuse a choice of (runnable) rules that are all policy rules when no linted
+    file has a policy: they would run nowhere."""
+    chosen = _chosen(sel, ign)
+    if chosen is not None:
+        chosen = [r for r in chosen if shellcheck or not r.needs_shellcheck]
+    if not chosen or not all(r.policy for r in chosen) or any(policies):
+        return
+    raise DefError(
+        f"no rule selected to run: {', '.join(r.code for r in chosen)} "
+        f"{'is a policy rule' if len(chosen) == 1 else 'are policy rules'} and no "
+        "linted file has a policy ([tool.defbuilder.policy] in pyproject.toml or "
+        "[policy] in defbuilder.toml above it, or --policy FILE)",
+        origin=_NO_FILE,
     )
 
 
@@ -363,7 +417,8 @@ def lint_text(
     """Lint one .def text. ``select``/``ignore``: rule codes (any case; an unknown
     code is a ``DefError``). ``shellcheck=True`` needs shellcheck (``DefError``
     when it cannot run)."""
-    sel, ign = _selection(select, ignore)
+    sel, ign = _selection(select, ignore, shellcheck)
+    _need_policy(sel, ign, shellcheck, [policy or {}])
     exe = _need_shellcheck() if shellcheck else None
     with _no_gc():
         ctx = _context(path, text, policy or {})
@@ -454,7 +509,7 @@ def lint_paths(
     """Lint .def files, recipe scripts and directories (``discover``); shellcheck runs
     over all of them at once. A file that cannot be read or loaded is a DB000 finding
     (``Finding.rule.not_linted``), and the others are still linted."""
-    sel, ign = _selection(select, ignore)
+    sel, ign = _selection(select, ignore, shellcheck)
     exe = _need_shellcheck() if shellcheck else None
     files, _empty = expand(paths)
     with _no_gc():
@@ -486,6 +541,8 @@ def _lint_files(
                 contexts.append((_context(path, read_text(path, newline=""), pol), None))
         except DefError as exc:
             contexts.append((_not_linted(path, pol, exc), None))
+    if contexts:
+        _need_policy(sel, ign, exe is not None, (c.policy for c, _ in contexts))
     checker = _Shellcheck([c for c, _ in contexts], exe)
     raw_findings: list[tuple[Finding, dict[int, tuple[str, int]] | None]] = []
     try:
