@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import DefError, entry_point, read_text
+from .errors import DefError, Terminated, entry_point, read_text
 
 __all__ = ["main"]
 
@@ -24,9 +25,20 @@ EXIT_USER_ERROR = 2
 TRY_SHELLS = ("dash", "bash", "sh")
 
 
-def _emit(text: str, output: str | None) -> None:
+def _not_an_input(output: str | None, *inputs: str) -> None:
+    """Refuse ``-o`` naming one of the command's own input files (it would be replaced
+    by the output, e.g. a recipe by its .def)."""
+    if not output or output == "-" or not os.path.exists(output):
+        return
+    for path in inputs:
+        if os.path.exists(path) and os.path.samefile(output, path):
+            raise DefError(f"-o {output!r} is the input file {path}: give another output file")
+
+
+def _emit(text: str, output: str | None, *inputs: str) -> None:
     """Print ``text``, or write it to ``-o FILE`` by ``fileio``'s rules (a symbolic
     link is followed, a FIFO or device is written in place, a file keeps its mode)."""
+    _not_an_input(output, *inputs)
     sys.stdout.flush()  # -o /dev/stdout writes to descriptor 1 after what was printed
     if output is None or output == "-":
         sys.stdout.write(text)
@@ -50,21 +62,25 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise DefError(
                 "--check needs the committed .def: defbuilder render --check recipe.py app.def"
             )
-        try:
-            with open(args.target, encoding="utf-8") as fh:
-                current = fh.read()
-        except FileNotFoundError:
-            raise DefError("file does not exist; render it first", file=args.target) from None
-        if current != text:
+        if not os.path.exists(args.target):
+            raise DefError("file does not exist; render it first", file=args.target)
+        # Byte for byte: no newline translation (a CRLF copy is not the rendered file).
+        if read_text(args.target, newline="") != text:
+            from .render import sh_quote
+
+            again = ["defbuilder", "render", args.recipe]
+            again += [w for kv in args.set or () for w in ("--set", kv)]
+            again += ["--stage", args.stage] if args.stage else []
+            again += ["-o", args.target]
             print(
-                f"{args.target}: stale; re-run: defbuilder render {args.recipe} -o {args.target}",
+                f"{args.target}: stale; re-run: {' '.join(sh_quote(w) for w in again)}",
                 file=sys.stderr,
             )
             return 1
         return 0
     if args.target:
         raise DefError("a second file is only for --check; use -o to write")
-    _emit(text, args.output)
+    _emit(text, args.output, args.recipe)
     return 0
 
 
@@ -254,7 +270,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"defbuilder: warning: {w}", file=sys.stderr)
     out = to_python(recipe, os.path.basename(args.file)) if args.to == "python" else render(recipe)
-    _emit(out, args.output)
+    _emit(out, args.output, args.file)
     return 0
 
 
@@ -280,7 +296,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         shellcheck=not args.no_shellcheck,
     )
     render_out = {"text": to_text, "json": to_json, "sarif": to_sarif}[args.format]
-    _emit(render_out(findings), args.output)
+    _emit(render_out(findings), args.output, *files)
     not_linted = sorted({f.file for f in findings if f.rule.not_linted})
     if not_linted:
         print(
@@ -300,7 +316,7 @@ def _cmd_from_dockerfile(args: argparse.Namespace) -> int:
     for warning in conversion.warnings:
         print(f"defbuilder: warning: {warning}", file=sys.stderr)
     out = render(conversion.recipe) if args.to_def else conversion.source
-    _emit(out, args.output)
+    _emit(out, args.output, args.dockerfile)
     return 0
 
 
@@ -793,7 +809,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="the command to run, after `--` (default: bash; e.g. -- python -V)",
     )
     mimic.set_defaults(func=_cmd_mimic)
+    for command_parser in sub.choices.values():  # `defbuilder render X --debug` works too
+        command_parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks for user errors as well",
+        )
     return parser
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM ends the command like Ctrl-C does: temporary files are removed, child
+    processes stopped (each ``finally`` runs), exit status 128+15."""
+    raise Terminated(128 + signum)
 
 
 _SHOWN_WARNINGS: set[tuple[str, int, str]] = set()
@@ -822,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     warnings.showwarning = _show_warning
+    signal.signal(signal.SIGTERM, _terminated)  # so `finally` cleanup runs, as for Ctrl-C
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(command)

@@ -26,6 +26,7 @@ from typing import TypeVar
 __all__ = [
     "DefError",
     "Origin",
+    "Terminated",
     "caller_origin",
     "did_you_mean",
     "entry_point",
@@ -150,6 +151,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
+
+
+class Terminated(SystemExit):
+    """Raised by defbuilder's own signal handler (SIGTERM): the command ends through
+    its cleanup with status 128+N; never mistaken for a recipe calling ``sys.exit``."""
 
 
 class DefError(Exception):

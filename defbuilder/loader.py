@@ -11,13 +11,14 @@ module must not import anything heavy (it runs on every CLI call).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-from .errors import DefError
+from .errors import DefError, Terminated
 from .model import Recipe, Stage
 
 __all__ = ["check_keys", "convert_param", "load_module", "load_recipe", "parse_sets"]
@@ -133,6 +134,33 @@ def _unexpected_keyword(exc: BaseException) -> DefError | None:
     )
 
 
+@contextlib.contextmanager
+def running_recipe(path: str) -> Iterator[None]:
+    """Run recipe code without letting it change what the command does.
+
+    ``print`` in a recipe goes to stderr (stdout carries the rendered .def or a lint
+    report); the working directory is restored afterwards (a recipe's ``os.chdir``
+    must not move ``-o`` or the next file of ``lint``); ``sys.exit`` in a recipe is a
+    user error that names the recipe's line, not the command's own exit status.
+    """
+    cwd = os.getcwd()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except Terminated:
+        raise
+    except SystemExit as exc:
+        raise DefError(
+            f"the recipe called sys.exit({exc.code!r}); a recipe defines `recipe` and "
+            "returns, it does not exit",
+            file=path,
+            line=_user_frame(exc, path),
+        ) from None
+    finally:
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+
+
 def load_module(path: str) -> ModuleType:
     """Execute a recipe file as a fresh module; its directory is importable.
 
@@ -156,7 +184,8 @@ def load_module(path: str) -> ModuleType:
     sys.path.insert(0, directory)
     try:
         code = compile(source, module.__file__, "exec", dont_inherit=True)
-        exec(code, module.__dict__)
+        with running_recipe(path):
+            exec(code, module.__dict__)
     except DefError:
         raise
     except Exception as exc:
@@ -434,7 +463,8 @@ def load_recipe(path: str, params: Mapping[str, str] | None = None) -> Recipe:
             file=path,
         )
     if callable(obj) and not isinstance(obj, (Recipe, Stage)):
-        obj = _call(obj, params or {}, path)
+        with running_recipe(path):
+            obj = _call(obj, params or {}, path)
     elif params:
         raise DefError(
             f"--set given ({', '.join(params)}) but `recipe` is not a function, so it takes "
