@@ -66,7 +66,7 @@ import json
 import posixpath
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import attrs
 
@@ -1309,11 +1309,22 @@ class _Converter:
 
     # -- substitution ------------------------------------------------------------------
 
-    def expand(self, text: str, stage: _Stage | None, *, shell: bool, what: str) -> Word:
+    def expand(
+        self,
+        text: str,
+        stage: _Stage | None,
+        *,
+        shell: bool,
+        what: str,
+        shadowed: Collection[str] = (),
+    ) -> Word:
         """``ProcessWord`` of ``text`` with the stage's variables (the global ARGs for
         FROM). ``shell``: a variable the Dockerfile does not set is left to the shell
         (ENV, ARG values); otherwise it is empty, as when the base image does not set it,
-        and reported."""
+        and reported. ``shadowed``: names an earlier pair of the same instruction sets
+        (``ENV A=1 B=$A``); Docker reads them from before the instruction, which the
+        shell can no longer see, so when the Dockerfile did not set them they are taken
+        as unset, and reported."""
         words = stage.words if stage is not None else self.global_words
 
         def lookup(name: str) -> Word | None:
@@ -1341,8 +1352,31 @@ class _Converter:
                 return word
             return ()
 
+        def unshadow(word: Word) -> Word:
+            """``word`` with each shell variable of ``shadowed`` taken as unset."""
+            parts: list[_Part] = []
+            for p in word:
+                if not isinstance(p, _Var):
+                    parts.append(p)
+                    continue
+                if p.name not in shadowed:
+                    parts.append(_Var(p.name, p.op, unshadow(p.word)))
+                    continue
+                self.warn(
+                    self.line,
+                    f"{what}: ${p.name} is set earlier in this same instruction, but "
+                    "Docker substitutes the value from before it (the base image's, if "
+                    "it sets one); taken as unset",
+                )
+                bare = p.op.lstrip(":")
+                if bare == "?":
+                    raise _LexError(f"{p.name}: {_flat(p.word) or 'is not allowed to be unset'}")
+                if bare == "-":
+                    parts.extend(unshadow(p.word))
+            return _norm(parts)
+
         try:
-            return _Lex(text, self.escape, lookup, unknown).process()[0]
+            return unshadow(_Lex(text, self.escape, lookup, unknown).process()[0])
         except _LexError as exc:
             raise self.error(f"{what}: {exc}") from None
 
@@ -1474,16 +1508,22 @@ class _Converter:
         if not ins.args:
             raise self.error("ARG requires at least one argument")
         stage = self.stages[-1] if self.stages else None
+        values: list[tuple[str, Word]] = []
         for word in ins.args:
             key, sep, raw = word.partition("=")
             if not key:
                 raise self.error("ARG names can not be blank")
             if not re.fullmatch(r"\w+", key, re.ASCII):
                 raise self.error(f"ARG name {key!r} is not a valid build-argument name")
-            if stage is None:
+            if stage is None:  # BuildKit sets each global ARG before the next is read
                 self.global_arg(key, raw if sep else None)
-            else:
-                self.stage_arg(stage, key, raw if sep else None)
+            else:  # in a stage, every value reads the variables before this ARG
+                shadowed = {name for name, _value in values}
+                value = self.stage_arg_value(stage, key, raw if sep else None, shadowed)
+                values.append((key, value))
+        if stage is not None:
+            for key, value in values:
+                self.stage_arg(stage, key, value)
 
     def global_arg(self, key: str, raw: str | None) -> None:
         if raw is None:
@@ -1515,7 +1555,9 @@ class _Converter:
         )
         return value
 
-    def stage_arg(self, stage: _Stage, key: str, raw: str | None) -> None:
+    def stage_arg_value(
+        self, stage: _Stage, key: str, raw: str | None, shadowed: Collection[str]
+    ) -> Word:
         what = f"ARG {key}"
         if raw is None:
             value = self.global_words.get(key)
@@ -1524,13 +1566,18 @@ class _Converter:
             if len(value) == 1 and isinstance(value[0], _Arg) and value[0].default is None:
                 value = (_Arg(key, ""),)
         else:
-            value = self.arg_word(key, self.expand(raw, stage, shell=True, what=what))
+            value = self.expand(raw, stage, shell=True, what=what, shadowed=shadowed)
+            value = self.arg_word(key, value)
             if any(isinstance(p, _Var) for p in value):
                 self.warn(
                     self.line,
                     f"{what}: its default uses variables this Dockerfile does not set; it "
                     "is set by the shell in %post and --build-arg cannot change it",
                 )
+        return value
+
+    def stage_arg(self, stage: _Stage, key: str, value: Word) -> None:
+        what = f"ARG {key}"
         stage.arg_names.add(key)
         if key in stage.env_names:
             return  # Docker: an ENV of the same name overrides the ARG
@@ -1618,12 +1665,14 @@ class _Converter:
         if not ins.args:
             raise self.error("ENV requires at least one argument")
         here = Origin(self.file, ins.start)
-        pairs = []
+        pairs: list[tuple[str, Word]] = []
         for k in range(0, len(ins.args), 3):
             if not ins.args[k]:
                 raise self.error("ENV names can not be blank")
             key = _with_defaults(self.expand(ins.args[k], stage, shell=False, what="ENV")) or ""
-            value = self.expand(ins.args[k + 1], stage, shell=True, what=f"ENV {key}")
+            shadowed = {name for name, _value in pairs}
+            what = f"ENV {key}"
+            value = self.expand(ins.args[k + 1], stage, shell=True, what=what, shadowed=shadowed)
             pairs.append((key, value))
         for key, value in pairs:  # every value reads the variables before this ENV
             text = _literal(value)

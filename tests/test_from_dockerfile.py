@@ -683,6 +683,33 @@ def test_env_keeps_what_the_base_image_sets_for_the_shell(shell):
     assert got == {"PATH": "/opt/bin:/usr/bin:/bin", "B": "x/y"}
 
 
+def test_one_env_or_arg_reads_the_variables_from_before_it(shell):
+    # Reference, "Environment replacement": `ENV abc=bye def=$abc` gives def the value
+    # abc had BEFORE the instruction (BuildKit expands all of one ENV/ARG with the same
+    # environment). A set by this Dockerfile before: its value. A not set before: Docker
+    # takes the base image's value, which a later `export A=1` would hide from the shell,
+    # so, as for any variable the Dockerfile does not set where no shell can read it,
+    # it is taken as unset and reported (ubuntu sets no A: B is "x", as in Docker).
+    conv = convert("FROM ubuntu\nENV A=1 B=${A}x C=${A:-d}\nENV A=2 E=$A\n")
+    text = render(conv.recipe)
+    got = environment_of(text, shell, ["A", "B", "C", "E"])
+    assert got == {"A": "2", "B": "x", "C": "d", "E": "1"}
+    assert any("ENV B: $A is set earlier in this same instruction" in w for w in conv.warnings)
+    # the same through a variable the shell reads: H is the image's $HOME, not /x
+    conv = convert("FROM ubuntu\nENV H=$HOME\nENV HOME=/x G=$H\n")
+    assert environment_of(render(conv.recipe), shell, ["G", "HOME"]) == {"G": "", "HOME": "/x"}
+    # ARG in a stage: the same rule; the exports run in %post as RUN sees them
+    conv = convert("FROM ubuntu\nARG A=1 B=${A}x\nARG C=3 D=${A}y\n")
+    post = split_stages(substitute(render(conv.recipe)))[0].section("post").body
+    env = subprocess.run(
+        [shell, "-c", post + '\nprintf "%s," "$A" "$B" "$D"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert env == "1,x,1y,"
+
+
 def test_conda_path_arg_from_spython_tests(shell):
     # spython's test Dockerfile: ARG PATH="/root/miniconda3/bin:${PATH}". Docker
     # substitutes ${PATH} (the image's) when building; the ARG is in RUN's environment.
