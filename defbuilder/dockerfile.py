@@ -1597,6 +1597,15 @@ class _Converter:
                     f'invalid name for build stage: "{name}", name can\'t start with a '
                     "number or contain symbols"
                 )
+            first = next(
+                (s for s in self.stages if s.docker_name and s.docker_name.lower() == name.lower()),
+                None,
+            )
+            if first is not None:  # dockerfile2llb: "duplicate stage name"
+                raise self.error(
+                    f'duplicate stage name "{name.lower()}" (stage {first.docker_name} is at '
+                    f"line {first.line}): stage names must be unique"
+                )
         elif len(args) != 1:
             raise self.error("FROM requires either one or three arguments")
         else:

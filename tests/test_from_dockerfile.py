@@ -587,6 +587,9 @@ REFUSED = [
     ("\n# only a comment\n", 2, "file with no instructions"),
     ("FROM alpine\nUSER\n", 2, "USER requires exactly one argument"),
     ("FROM ${UNSET}\n", 1, "base name (${UNSET}) should not be blank"),
+    # dockerfile2llb "duplicate stage name" (names compared in lower case)
+    ("FROM alpine AS a\nFROM a AS a\n", 2, 'duplicate stage name "a" (stage a is at line 1)'),
+    ("FROM alpine AS b\nRUN true\nFROM alpine AS B\n", 3, 'duplicate stage name "b"'),
 ]
 
 
