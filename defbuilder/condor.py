@@ -6,6 +6,9 @@ GPU Lab conventions (chtc.cs.wisc.edu, "Use GPUs"): one GPU and one CPU,
 Several ``requirements`` are always joined with ``&&`` into one line: in a submit
 file a later assignment replaces an earlier one, which is how the upstream example
 lost its driver requirement (checked with the ``htcondor2`` bindings in the tests).
+Each is put in brackets first (``bracketed``), since ``||`` binds less tightly than
+``&&`` (HTCondor manual, "ClassAd Syntax", operator precedence): ``A && B || true``
+is always true; a requirement with unbalanced brackets is refused.
 Each field's help (``FIELD_HELP``, from the field's metadata) is what
 ``defbuilder condor --help`` prints and what ``CondorJob``'s doc lists.
 
@@ -70,6 +73,7 @@ __all__ = [
     "CondorJob",
     "JobError",
     "Written",
+    "bracketed",
     "check_submit",
     "classad_string",
     "job_defaults",
@@ -273,10 +277,56 @@ def _check_files(field: str, value: tuple[str, ...]) -> None:
             raise JobError(field, name, "a file name here can be neither empty nor contain ','")
 
 
+def _paren_depths(expr: str) -> list[int] | None:
+    """The bracket depth after each character of ``expr`` (brackets inside ClassAd
+    string literals do not count), or None when the brackets are unbalanced."""
+    depths: list[int] = []
+    depth, quoted, escaped = 0, False, False
+    for ch in expr:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+        depths.append(depth)
+    return depths if depth == 0 and not quoted else None
+
+
+def bracketed(expr: str) -> str:
+    """``expr`` in brackets, so that joining it with ``&&`` cannot change what it
+    means (``(A) || true`` would otherwise make the whole requirement true); an
+    expression already in one pair of brackets is kept as it is.
+
+    >>> bracketed("(A) || true"), bracketed("(OpSysMajorVer > 7)")
+    ('((A) || true)', '(OpSysMajorVer > 7)')
+    """
+    depths = _paren_depths(expr)
+    if depths and expr.startswith("(") and 0 not in depths[:-1]:
+        return expr
+    return f"({expr})"
+
+
 def _check_requirements(field: str, value: tuple[str, ...]) -> None:
     for req in value:
         if not _line(field, req):
             raise JobError(field, req, "an empty requirement")
+        if _paren_depths(req) is None:
+            raise JobError(
+                field,
+                req,
+                "unbalanced brackets or quotes: each requirement must be a whole "
+                "ClassAd expression (they are joined with &&)",
+            )
 
 
 def _check_items(field: str, value: object) -> None:
@@ -492,7 +542,8 @@ class CondorJob:
     requirements: tuple[str, ...] = _field(
         DEFAULT_REQUIREMENTS,
         help="a ClassAd expression the machine must satisfy (repeatable); each is added "
-        "to the recipe's or the default requirements and all are joined with &&",
+        "to the recipe's or the default requirements, put in brackets, and all are "
+        "joined with &&",
         check=_check_requirements,
         converter=_requirements,
         metavar="EXPR",
@@ -586,7 +637,7 @@ class CondorJob:
         if self.transfer_output_files:
             out.append(("transfer_output_files", ", ".join(self.transfer_output_files)))
         if self.requirements:
-            out.append(("requirements", " && ".join(self.requirements)))
+            out.append(("requirements", " && ".join(map(bracketed, self.requirements))))
         out += [
             ("request_cpus", str(self.request_cpus)),
             ("request_gpus", str(self.request_gpus)),

@@ -25,6 +25,7 @@ from defbuilder import DefError
 from defbuilder.condor import (
     RESERVED_KEYS,
     CondorJob,
+    bracketed,
     check_submit,
     classad_string,
     job_from,
@@ -294,7 +295,7 @@ def _intended(f: dict) -> dict[str, str]:
     if any(split):
         want["transfer_output_files"] = ", ".join(n for n in split if n)
     if f["requirements"]:
-        want["requirements"] = " && ".join(f["requirements"])
+        want["requirements"] = " && ".join(map(bracketed, f["requirements"]))
     for key in ("gpus_minimum_capability", "gpus_minimum_memory"):
         if f[key]:
             want[key] = f[key]

@@ -1,0 +1,57 @@
+"""Regression tests for review findings on `defbuilder condor`, `build`, `push` and
+`mimic-chtc`: each bad input is refused with a clear message and exit status 2, run
+through the installed `defbuilder` script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_installed
+
+htcondor2 = pytest.importorskip("htcondor2", reason="pip install -e '.[test]' installs htcondor")
+
+RECIPE = "from defbuilder import Header, Stage\nrecipe = Stage(Header.docker('ubuntu:24.04'))\n"
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.py"
+    path.write_text(RECIPE)
+    return path
+
+
+def _refused(out, *words: str) -> None:
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr
+    for word in words:
+        assert word in out.stderr, out.stderr
+
+
+def _submit(path: Path) -> dict[str, str]:
+    return {k.lower(): v for k, v in htcondor2.Submit(path.read_text()).items()}
+
+
+# --- 1. requirements are bracketed before they are joined -----------------------------------
+
+
+def test_each_requirement_is_bracketed_when_joined(tmp_path, recipe):
+    out = run_installed(
+        "condor", recipe, "--image", "x.sif", "-o", tmp_path / "o", "--requirements", "(A) || true"
+    )
+    assert out.returncode == 0, out.stderr
+    req = _submit(tmp_path / "o" / "job.sub")["requirements"]
+    assert req == "(GPUs_DriverVersion >= 12.0) && (OpSysMajorVer > 7) && ((A) || true)"
+    classad2 = pytest.importorskip("classad2")
+    # an old driver fails the requirement: `|| true` no longer escapes the && before it
+    ad = classad2.ClassAd({"GPUs_DriverVersion": 11.0, "OpSysMajorVer": 9, "A": False})
+    assert classad2.ExprTree(req).eval(ad) is False
+
+
+@pytest.mark.parametrize("expr", ["x)) || ((true", "(A", "A)", '(A == ")"'])
+def test_unbalanced_requirements_are_refused(tmp_path, recipe, expr):
+    out = run_installed(
+        "condor", recipe, "--image", "x.sif", "-o", tmp_path / "o", "--requirements", expr
+    )
+    _refused(out, "--requirements", "unbalanced")
+    assert not (tmp_path / "o").exists()
