@@ -313,10 +313,23 @@ class Image:
     root: Path
     stage: RawStage
     files: Mapping[str, Path] = attrs.field(factory=dict)
+    #: ``root`` was made by ``unpack`` (no ``root=`` given): ``close`` removes it.
+    owned: bool = attrs.field(default=False, kw_only=True)
 
     @property
     def meta(self) -> Path:
         return self.root / ".singularity.d"
+
+    def close(self) -> None:
+        """Remove ``root`` if ``unpack`` made it; a ``root=`` you passed is yours."""
+        if self.owned:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def command(self, action: str, args: Sequence[str] = ()) -> list[str]:
         """The argv the harness execs (inside the image root) for an action."""
@@ -470,6 +483,9 @@ def unpack(
     files the base image brings, e.g. ``{"10-docker2singularity.sh": "export PATH=..."}``
     for a Docker ``ENV`` (what internal/pkg/build/sources/conveyorPacker_oci.go writes
     from the image config).
+
+    Without ``root``, a new temporary directory is used: ``with unpack(text) as image:``
+    removes it at the end (or call ``image.close()``).
     """
     stages = split_stages(text, file)
     chosen = stages[-1]
@@ -481,7 +497,25 @@ def unpack(
     for cpath in files or {}:
         if not cpath.startswith("/") or cpath.rstrip("/") in ("", "/.singularity.d", "/scif"):
             raise DefError(f"cannot map {cpath!r} into the image")
+    owned = root is None
     root_path = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="defbuilder-"))
+    try:
+        _unpack_into(root_path, text, chosen, base_env, file)
+    except BaseException:
+        if owned:
+            shutil.rmtree(root_path, ignore_errors=True)
+        raise
+    mapped = {k.rstrip("/"): Path(v) for k, v in (files or {}).items()}
+    return Image(root_path, chosen, mapped, owned=owned)
+
+
+def _unpack_into(
+    root_path: Path,
+    text: str,
+    chosen: RawStage,
+    base_env: Mapping[str, str] | None,
+    file: str | None,
+) -> None:
     meta = root_path / ".singularity.d"
     (meta / "env").mkdir(parents=True, exist_ok=True)
     (meta / "libs").mkdir(exist_ok=True)
@@ -514,8 +548,6 @@ def unpack(
     )
     _write(meta / "Singularity", text, 0o644)
     _write_apps(chosen, root_path, file)
-    mapped = {k.rstrip("/"): Path(v) for k, v in (files or {}).items()}
-    return Image(root_path, chosen, mapped)
 
 
 # --- signals -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import uuid
 from dataclasses import dataclass
@@ -281,6 +282,11 @@ def test_page_examples(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     env = session_env(tmp_path)
     monkeypatch.chdir(cwd)
     monkeypatch.syspath_prepend(str(cwd))
+    # Python examples clean up after themselves: what they leave in the temporary
+    # directory (tempfile's) would pile up in /tmp on every run.
+    pytmp = tmp_path / "tmp"
+    pytmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(pytmp))
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     ran = 0
     missing: list[Command] = []
@@ -292,6 +298,8 @@ def test_page_examples(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
             (cwd / words[1][5:]).write_text(body)
         elif words[0] == "python":
             exec(compile(body, str(page), "exec"), namespace)
+            left = sorted(p.name for p in pytmp.iterdir())
+            assert not left, f"{rel(page)}:{line}: the example leaves temporary files: {left}"
             ran += 1
         elif words[0] == "console":
             missing += run_console(console_commands(page, line, body), cwd, env)

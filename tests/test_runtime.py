@@ -270,3 +270,26 @@ def test_a_signal_before_the_program_starts_ends_cleanly():
         os.kill(os.getpid(), signal.SIGTERM)
     assert info.value.code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_unpack_without_root_removes_its_directory_as_a_context_manager(tmp_path, monkeypatch):
+    """unpack(text) makes a temporary root; `with` (or close()) removes it, while a
+    root= the caller gave is left alone (docs/runtime.md's example used to leak one
+    /tmp/defbuilder-* per run)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with unpack(TRY_DEF) as img:
+        assert img.root.parent == tmp_path and (img.meta / "runscript").exists()
+    assert list(tmp_path.iterdir()) == []
+    img = unpack(TRY_DEF)
+    img.close()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DefError, match="plain"):  # an error half-way removes it too
+        unpack(TRY_DEF, base_env={"a/b.sh": ""})
+    assert list(tmp_path.iterdir()) == []
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with unpack(TRY_DEF, mine) as img:
+        pass
+    assert (mine / ".singularity.d" / "runscript").exists()
