@@ -60,7 +60,7 @@ from .apptainer import (
     section_script_args,
 )
 from .errors import DefError
-from .parse import RawStage, split_stages
+from .parse import RawStage, parse, split_stages
 
 __all__ = ["ACTIONS", "Image", "available", "unpack"]
 
@@ -487,6 +487,11 @@ def unpack(
     Without ``root``, a new temporary directory is used: ``with unpack(text) as image:``
     removes it at the end (or call ``image.close()``).
     """
+    if text.startswith("\ufeff"):
+        # Apptainer rejects it (the first header key is read with the BOM): raise
+        # parse's error, which checks this before anything else, so that parse, lint
+        # and try say the same.
+        parse(text, file)
     stages = split_stages(text, file)
     chosen = stages[-1]
     if stage is not None:

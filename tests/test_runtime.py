@@ -293,3 +293,27 @@ def test_unpack_without_root_removes_its_directory_as_a_context_manager(tmp_path
     with unpack(TRY_DEF, mine) as img:
         pass
     assert (mine / ".singularity.d" / "runscript").exists()
+
+
+def test_a_def_with_a_bom_is_rejected_as_parse_rejects_it(tmp_path):
+    """Apptainer reads the first header key with the BOM ("\\ufeffbootstrap") and
+    stops with "invalid header keyword found" (pkg/build/types/parser/deffile.go,
+    v1.5.3): try says what parse and lint say."""
+    from conftest import run_cli
+
+    from defbuilder.parse import parse
+
+    d = tmp_path / "bom.def"
+    d.write_text("\ufeff" + TRY_DEF)
+    with pytest.raises(DefError) as parsed:
+        parse(d.read_text(), str(d))
+    with pytest.raises(DefError) as unpacked:
+        unpack(d.read_text(), tmp_path / "root", file=str(d))
+    assert str(unpacked.value) == str(parsed.value)
+    assert not (tmp_path / "root").exists()
+    for args in (["--show"], []):
+        out = run_cli("try", *args, str(d), "run")
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert f"{d}:1: file starts with a UTF-8 byte-order mark" in out.stderr
+        assert out.stdout == ""
+    assert run_cli("parse", str(d)).stderr == out.stderr
