@@ -122,11 +122,9 @@ def _cmd_try(args: argparse.Namespace) -> int:
     ):
         image = runtime.unpack(text, tmp, stage=args.stage, files=binds, file=args.file)
         if args.show:
-            for rel in ("runscript", "startscript", "test", "env/90-environment.sh"):
-                path = image.meta / rel
-                if path.exists():
-                    print(f"==> /.singularity.d/{rel} <==")
-                    print(read_text(str(path), newline=""), end="")
+            for shown, path in image.scripts(args.app):
+                print(f"==> {shown} <==")
+                print(read_text(str(path), newline=""), end="")
             return 0
         if not runtime.available():
             raise DefError(

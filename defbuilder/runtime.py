@@ -331,6 +331,27 @@ class Image:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def scripts(self, app: str | None = None) -> list[tuple[str, Path]]:
+        """(path in the container, path here) of the scripts an action runs, those that
+        exist: ``/.singularity.d``'s, or with ``app`` that SCIF app's under
+        ``/scif/apps/NAME/scif`` (internal/pkg/build/apps/apps.go)."""
+        base = "/.singularity.d"
+        if app is not None:
+            self._check_app(app)
+            base = f"/scif/apps/{app}/scif"
+        here = self.root / base.lstrip("/")
+        return [
+            (f"{base}/{rel}", here / rel)
+            for rel in ("runscript", "startscript", "test", "env/90-environment.sh")
+            if (here / rel).exists()
+        ]
+
+    def _check_app(self, app: str) -> None:
+        if app not in self.stage.apps():
+            raise DefError(
+                f"no app {app!r} in this image; apps: {', '.join(self.stage.apps()) or 'none'}"
+            )
+
     def command(self, action: str, args: Sequence[str] = ()) -> list[str]:
         """The argv the harness execs (inside the image root) for an action."""
         if action not in ACTIONS:
@@ -374,10 +395,7 @@ class Image:
         run_env.setdefault("APPTAINER_CONTAINER", str(self.root))
         run_env.setdefault("APPTAINER_NAME", self.root.name)
         if app is not None:
-            if app not in self.stage.apps():
-                raise DefError(
-                    f"no app {app!r} in this image; apps: {', '.join(self.stage.apps()) or 'none'}"
-                )
+            self._check_app(app)
             run_env["APPTAINER_APPNAME"] = app
             run_env["SINGULARITY_APPNAME"] = app
         plan = _mount_plan(self.root, self.files, os.path.realpath(shell))

@@ -317,3 +317,36 @@ def test_a_def_with_a_bom_is_rejected_as_parse_rejects_it(tmp_path):
         assert f"{d}:1: file starts with a UTF-8 byte-order mark" in out.stderr
         assert out.stdout == ""
     assert run_cli("parse", str(d)).stderr == out.stderr
+
+
+APP_DEF = """\
+Bootstrap: docker
+From: ubuntu:24.04
+
+%runscript
+echo main
+
+%apprun tool
+echo tool "$@"
+
+%appenv tool
+export TOOL=1
+"""
+
+
+def test_try_show_with_app_prints_the_apps_scripts(tmp_path):
+    """--app NAME: the scripts Apptainer runs for that app, written by
+    internal/pkg/build/apps/apps.go under /scif/apps/NAME/scif (runscript, env/...)."""
+    from conftest import run_cli
+
+    d = tmp_path / "a.def"
+    d.write_text(APP_DEF)
+    out = run_cli("try", "--show", "--app", "tool", str(d), "run")
+    assert out.returncode == 0, out.stderr
+    assert "/.singularity.d" not in out.stdout
+    assert '==> /scif/apps/tool/scif/runscript <==\n#!/bin/sh\n\necho tool "$@"\n' in out.stdout
+    assert "==> /scif/apps/tool/scif/env/90-environment.sh <==\n" in out.stdout
+    assert "export TOOL=1" in out.stdout
+    missing = run_cli("try", "--show", "--app", "other", str(d), "run")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "no app 'other' in this image; apps: tool" in missing.stderr
