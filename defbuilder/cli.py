@@ -126,6 +126,7 @@ def _cmd_try(args: argparse.Namespace) -> int:
                 print(f"==> {shown} <==")
                 print(read_text(str(path), newline=""), end="")
             return 0
+        image.command(args.action, rest)  # an action it cannot perform: say so first
         if not runtime.available():
             raise DefError(
                 "`defbuilder try` needs Linux mount namespaces (unshare), which "

@@ -357,7 +357,7 @@ class Image:
         if action not in ACTIONS:
             raise DefError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         if action == "exec" and not args:
-            raise DefError("exec needs a command")
+            raise DefError("exec needs a command: defbuilder try FILE exec -- COMMAND [ARGS...]")
         return ["/bin/sh", "-c", _DRIVER, "sh", *args]
 
     def build_script_argv(self, name: str = "post") -> list[str]:

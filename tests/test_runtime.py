@@ -350,3 +350,14 @@ def test_try_show_with_app_prints_the_apps_scripts(tmp_path):
     missing = run_cli("try", "--show", "--app", "other", str(d), "run")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "no app 'other' in this image; apps: tool" in missing.stderr
+
+
+def test_try_exec_without_a_command_says_how_to_give_one(tmp_path):
+    from conftest import run_cli
+
+    d = tmp_path / "e.def"
+    d.write_text(TRY_DEF)
+    for args in (["exec"], ["exec", "--"]):
+        out = run_cli("try", str(d), *args)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert "exec needs a command: defbuilder try FILE exec -- COMMAND [ARGS...]" in out.stderr
