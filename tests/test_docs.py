@@ -468,3 +468,11 @@ def test_citations_are_public() -> None:
             f"render {sets}: {line}" for line in out.stdout.splitlines() if PRIVATE.search(line)
         ]
     assert not found, "cites files users cannot open:\n" + "\n".join(found)
+
+
+def test_try_is_documented_as_not_a_sandbox() -> None:
+    """`try` runs the .def's scripts here with the host file system writable: the pages
+    that introduce it say so, so that nobody tries an untrusted .def."""
+    for page in ("docs/runtime.md", "docs/getting-started.md", "README.md"):
+        text = " ".join((ROOT / page).read_text().split())
+        assert "sandbox" in text and "file system writable" in text, page
