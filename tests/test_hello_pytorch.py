@@ -312,3 +312,15 @@ def test_a_team_that_requires_locks_gets_dp206_until_pixi_lock_is_committed(tmp_
     (hello / "pixi.lock").write_text("version: 6\n")  # committed: the install is --locked
     out = run_installed("lint", "--policy", strict, recipe)
     assert out.returncode == 0 and out.stdout == "", out.stdout
+
+
+def test_help_names_the_image_the_docs_build():
+    """%help's commands use the image name every page builds (hello-pytorch.sif), and
+    the README's `render ... > app.def` output at the root is ignored by git."""
+    stage = split_stages(rendered())[-1]
+    help_ = stage.section("help")
+    assert help_ is not None and "app.sif" not in help_.body
+    assert "apptainer run --nv hello-pytorch.sif " in help_.body
+    for page in (ROOT / "README.md", RECIPE.parent / "README.md"):
+        assert "hello-pytorch.sif" in page.read_text() and " app.sif" not in page.read_text()
+    assert "/app.def" in (ROOT / ".gitignore").read_text().splitlines()

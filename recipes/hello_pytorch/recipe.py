@@ -91,9 +91,9 @@ def recipe(
             },
             help=f"""
                 Hello PyTorch with an embedded GPU check.
-                  apptainer run --nv app.sif            # GPU check (default command)
-                  apptainer run --nv app.sif python -V  # any command, env active
-                  apptainer run --nv --app gpu-check app.sif --json --require-gpu
+                  apptainer run --nv hello-pytorch.sif            # GPU check (default command)
+                  apptainer run --nv hello-pytorch.sif python -V  # any command, env active
+                  apptainer run --nv --app gpu-check hello-pytorch.sif --json --require-gpu
                 Exit codes of the check: 0 ok, 3 no GPU (with --require-gpu), 4 mismatch,
                 5 a GPU is there but unusable (the reasons are printed).
                 CUDA {final_base.cuda}, pixi environment '{environment}' at {pixi.prefix}.
