@@ -1311,6 +1311,18 @@ class Written:
     lines: tuple[str, ...]
 
 
+def _check_recipe(recipe_path: str) -> None:
+    """``recipe_path`` must be an existing ``.py`` recipe script or ``.def`` file."""
+    if os.path.isdir(recipe_path):
+        raise DefError("is a directory: not a recipe script or .def", file=recipe_path)
+    if not os.path.exists(recipe_path):
+        raise DefError("no such file", file=recipe_path)
+    if not recipe_path.lower().endswith((".py", ".def")):
+        raise DefError(
+            "not a recipe script or .def (expected a .py or .def file)", file=recipe_path
+        )
+
+
 def write_condor(
     recipe_path: str,
     directory: str,
@@ -1342,6 +1354,7 @@ def write_condor(
     """
     from .loader import parse_sets
 
+    _check_recipe(recipe_path)
     options = dict(options or {})
     if options.get("items_file"):
         items = os.path.abspath(options["items_file"])

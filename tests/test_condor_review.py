@@ -55,3 +55,26 @@ def test_unbalanced_requirements_are_refused(tmp_path, recipe, expr):
     )
     _refused(out, "--requirements", "unbalanced")
     assert not (tmp_path / "o").exists()
+
+
+# --- 3. the recipe must be an existing .py or .def --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (None, "no such file"),
+        ("dir", "not a recipe script or .def"),
+        ("notes.txt", "not a recipe script or .def"),
+    ],
+)
+@pytest.mark.parametrize("mode", [[], ["--build"]])
+def test_condor_refuses_a_missing_or_wrong_recipe(tmp_path, make, message, mode):
+    recipe = tmp_path / (make or "missing.py")
+    if make == "dir":
+        recipe.mkdir()
+    elif make:
+        recipe.write_text("hello\n")
+    out = run_installed("condor", recipe, *mode, "--image", "x.sif", "-o", tmp_path / "o")
+    _refused(out, message, str(recipe))
+    assert not (tmp_path / "o").exists()
