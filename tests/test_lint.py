@@ -225,7 +225,8 @@ def test_policy_file_option(tmp_path):
     d.write_text("Bootstrap: docker\nFrom: ubuntu:24.04\n%test\n    true\n")
     out = run_cli("lint", "--policy", str(pol), "--select", "DP202", str(d))
     assert out.returncode == 1 and "DP202" in out.stdout
-    assert run_cli("lint", "--select", "DP202", str(d)).returncode == 0  # no policy found
+    out = run_cli("lint", "--select", "DP202", str(d))  # no policy found: nothing to run
+    assert out.returncode == 2 and "no rule selected to run: DP202" in out.stderr
 
 
 # --- rules are declared once, beside their checks, and read Apptainer's rules from one place
