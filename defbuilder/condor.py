@@ -465,8 +465,9 @@ class CondorJob:
         example="train",
     )
     executable: str = _field(
-        "job.sh",
-        help="file name of the job wrapper, written beside NAME.sub; a plain file name",
+        attrs.Factory(lambda self: f"{self.name}.sh", takes_self=True),
+        help="file name of the job wrapper, written beside NAME.sub (by default NAME.sh, "
+        "so that two jobs in one directory keep their own wrappers); a plain file name",
         check=_check_plain,
         metavar="FILE",
         example="train.sh",
@@ -705,6 +706,8 @@ def option_default(field: attrs.Attribute[Any]) -> str:
     default = field.default
     if default is attrs.NOTHING:
         return "none, required"
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return "NAME.sh"
     if isinstance(default, bool):
         return "true" if default else "false"
     if default is None or default == ():

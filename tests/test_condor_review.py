@@ -78,3 +78,26 @@ def test_condor_refuses_a_missing_or_wrong_recipe(tmp_path, make, message, mode)
     out = run_installed("condor", recipe, *mode, "--image", "x.sif", "-o", tmp_path / "o")
     _refused(out, message, str(recipe))
     assert not (tmp_path / "o").exists()
+
+
+# --- 4. the wrapper is named after the job ------------------------------------------------------
+
+
+def test_two_jobs_in_one_directory_keep_their_own_wrappers(tmp_path, recipe):
+    out_dir = tmp_path / "o"
+    for name, word in (("train", "train.py"), ("eval", "eval.py")):
+        out = run_installed(
+            "condor", recipe, "--image", "x.sif", "-o", out_dir, "--name", name,
+            "--command", "python", "--command", word,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert f"{out_dir / name}.sh" in out.stdout
+    for name in ("train", "eval"):
+        assert _submit(out_dir / f"{name}.sub")["executable"] == f"{name}.sh"
+        assert f"{name}.py" in (out_dir / f"{name}.sh").read_text()
+    assert not (out_dir / "job.sh").exists()
+    out = run_installed(
+        "condor", recipe, "--image", "x.sif", "-o", out_dir, "--name", "t", "--executable", "w.sh"
+    )
+    assert out.returncode == 0, out.stderr
+    assert _submit(out_dir / "t.sub")["executable"] == "w.sh"
