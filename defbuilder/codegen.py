@@ -185,24 +185,52 @@ def _safe_triple(text: str) -> bool:
     return '"""' not in text and all(c in "\n\t" or c.isprintable() for c in text)
 
 
+def _escaped(text: str) -> str:
+    """``text`` as the inside of a plain ``\"\"\"`` string: backslashes doubled,
+    characters that are not printable (but newline and tab) as escapes, and no three
+    quotes in a row."""
+    out = "".join(
+        "\\\\" if c == "\\" else c if c in "\n\t" or c.isprintable() else repr(c)[1:-1]
+        for c in text
+    )
+    return out.replace('"""', '""\\"')
+
+
+def _raw(text: str) -> str | None:
+    """``text`` as a raw triple-quoted string, when one holds it exactly: printable (but
+    newline and tab), not ending in a backslash, and with ``\"\"\"`` or ``'''`` free to
+    close it (not in the text, nor its last character)."""
+    if text.endswith("\\") or not all(c in "\n\t" or c.isprintable() for c in text):
+        return None
+    for quotes in ('"""', "'''"):
+        if quotes not in text and not text.endswith(quotes[0]):
+            return "r" + quotes + text + quotes
+    return None
+
+
 def _str(text: str, indent: str | None = None) -> str:
-    """A Python literal for ``text``.
+    """A Python literal for ``text``; multi-line text as a triple-quoted string.
 
     With ``indent`` (the text goes through ``clean_body``, which dedents), multi-line
-    text is written indented one level deeper than ``indent``; otherwise exactly, as
-    ``\"\"\"\\`` ... ``\\\"\"\"``.
+    text is written indented one level deeper than ``indent``; otherwise exactly: as a
+    raw string where the text has backslashes and one holds it, else starting on the
+    line after the opening quotes, with backslashes and quotes escaped
+    (tests/test_parse.py shows both).
     """
-    if "\n" not in text or not _safe_triple(text):
+    if "\n" not in text:
         return repr(text)
     if indent is not None:
         if text != text.strip("\n") or any(ln and not ln.strip() for ln in text.split("\n")):
             return repr(text)  # clean_body would drop these; keep them exactly
         pad = indent + _INDENT
+        raw = "\\" in text and _safe_triple(text)
+        if not raw:
+            text = _escaped(text)
         body = "\n".join(pad + ln if ln else "" for ln in text.split("\n"))
-        return ("r" if "\\" in text else "") + '"""\n' + body + "\n" + indent + '"""'
-    if "\\" in text or text.endswith('"'):
-        return repr(text)
-    return '"""\\\n' + text + '\\\n"""'
+        return ("r" if raw else "") + '"""\n' + body + "\n" + indent + '"""'
+    if "\\" in text and (raw_text := _raw(text)) is not None:
+        return raw_text
+    return '"""\\\n' + _escaped(text) + '\\\n"""'
 
 
 def _one_a_line(items: Iterable[str], indent: str) -> str:

@@ -257,3 +257,51 @@ def test_indented_section_header_after_the_header_is_rejected():
         split_stages("Bootstrap: docker\nFrom: x\n%post\necho\n  %runscript\necho\n")
     [stage] = split_stages("  %post\necho\n")  # first token of a headerless file is trimmed
     assert stage.sections[0].name == "post"
+
+
+# --- parse --to python writes multi-line bodies as triple-quoted strings ---------------
+
+MULTILINE_BODIES = [
+    'if [ "$#" -eq 0 ]; then\n    set -- a\nfi\nexec b "$@"',  # ends in a quote: escaped
+    "apt-get install \\\n    curl",  # backslashes: a raw string
+    "printf '%s\\n' x\necho \"a\"",  # ends in a quote, has backslashes: r'''...'''
+    "a\"\"\"b\n\\'''c\\",  # both kinds of three quotes, a trailing backslash: escaped
+    "tab\there\nnul\x00 cr\r\nu\u2028\n",  # characters Python source cannot hold as is
+    "\n  indented\n\n",
+]
+
+
+@pytest.mark.parametrize("body", MULTILINE_BODIES)
+def test_codegen_writes_multiline_bodies_triple_quoted_and_exact(body):
+    import ast
+
+    from defbuilder.codegen import _str
+    from defbuilder.model._values import clean_body
+
+    literal = _str(body)
+    assert literal.lstrip("r")[:3] in ('"""', "'''"), literal
+    assert ast.literal_eval(literal) == body
+    assert literal.count("\n") >= body.count("\n")  # each line on its own line
+    assert "\\n" not in literal.replace("\\\\", "").replace("'%s\\n'", "")
+    if body == body.strip("\n"):  # an indented body (not verbatim) dedents to the same
+        indented = _str(body, "    ")
+        assert clean_body(ast.literal_eval(indented)) == clean_body(body)
+
+
+def test_flagship_to_python_is_readable_and_exact(tmp_path):
+    from conftest import ROOT, run_cli
+
+    def_file = tmp_path / "h.def"
+    out = run_cli("render", str(ROOT / "recipes/hello_pytorch/recipe.py"), "-o", str(def_file))
+    assert out.returncode == 0, out.stderr
+    out = run_cli("parse", str(def_file), "--to", "python", "-o", str(tmp_path / "r.py"))
+    assert out.returncode == 0, out.stderr
+    source = (tmp_path / "r.py").read_text()
+    # %post was one line of several KB ('...\n...'); now one line of Python a line
+    assert max(len(line) for line in source.splitlines()) < 300
+    assert "post=Script(r'''# The solver needs __cuda" in source
+    assert 'runscript=Script("""\\\nif [ "$#" -eq 0 ]; then\n' in source
+    (tmp_path / "recipe.py").write_text(source)
+    again = run_cli("render", str(tmp_path / "recipe.py"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == def_file.read_text()
