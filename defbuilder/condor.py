@@ -1356,6 +1356,7 @@ def write_condor(
     gives them; ``resources`` are the build job's ``request_*`` (``None`` is unset).
     """
     from .loader import parse_sets
+    from .render import sh_quote as q
 
     _check_recipe(recipe_path)
     options = dict(options or {})
@@ -1382,8 +1383,8 @@ def write_condor(
             paths=(sub, wrapper),
             lines=(
                 f"wrote {sub} and {wrapper}",
-                f"submit:      condor_submit {sub}",
-                f"interactive: condor_submit -interactive {sub}",
+                f"submit:      condor_submit {q(sub)}",
+                f"interactive: condor_submit -interactive {q(sub)}",
             ),
         )
     if mode == "dag" and not staging:
@@ -1408,9 +1409,9 @@ def write_condor(
             lines=(
                 f"wrote {', '.join(paths)}",
                 f"image:       {where}",
-                f"submit:      condor_submit {build.path('submit')}",
-                f"interactive: condor_submit -interactive {build.path('interactive')}, "
-                f"then: sh {build.files['wrapper']}",
+                f"submit:      condor_submit {q(build.path('submit'))}",
+                f"interactive: condor_submit -interactive {q(build.path('interactive'))}, "
+                f"then: sh {q(build.files['wrapper'])}",
             ),
         )
     job = job_from(
@@ -1425,6 +1426,6 @@ def write_condor(
         lines=(
             f"wrote {dag} and {', '.join(p for p in paths if p != dag)}",
             f"image:       {where}" + (" (staged already: BUILD is done)" if done else ""),
-            f"submit:      condor_submit_dag {dag}",
+            f"submit:      condor_submit_dag {q(dag)}",
         ),
     )

@@ -101,3 +101,22 @@ def test_two_jobs_in_one_directory_keep_their_own_wrappers(tmp_path, recipe):
     )
     assert out.returncode == 0, out.stderr
     assert _submit(out_dir / "t.sub")["executable"] == "w.sh"
+
+
+# --- 6. the printed commands are shell-quoted ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "where"), [([], "my jobs"), (["--build"], "~jobs")])
+def test_printed_commands_are_shell_quoted(tmp_path, recipe, mode, where):
+    import shlex
+
+    out_dir = tmp_path / where
+    image = [] if mode else ["--image", "x.sif"]
+    out = run_installed("condor", recipe, *mode, *image, "-o", out_dir, "--name", "t")
+    assert out.returncode == 0, out.stderr
+    said = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    sub = out_dir / ("t-build.sub" if mode else "t.sub")
+    assert shlex.split(said["submit"]) == ["condor_submit", str(sub)]
+    interactive = shlex.split(said["interactive"].split(",")[0])
+    sub = out_dir / ("t-build-interactive.sub" if mode else "t.sub")
+    assert interactive == ["condor_submit", "-interactive", str(sub)]
