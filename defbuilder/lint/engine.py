@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -43,7 +44,7 @@ from ..apptainer import (
     go_trim,
     section_kind,
 )
-from ..errors import DefError, Origin, did_you_mean, read_text
+from ..errors import DefError, Origin, Terminated, did_you_mean, read_text
 from ..parse import RawSection, split_stages
 from .context import Context, Finding, Rule
 from .discover import expand
@@ -68,6 +69,13 @@ _SC_EXCLUDE = "SC1090,SC1091,SC2034,SC2154,SC1008"
 _SC_SHELLS = ("sh", "bash", "dash", "ksh")
 #: Characters of file names per shellcheck command line (well under ARG_MAX).
 _SC_ARGS_PER_RUN = 100_000
+#: A section larger than this is not given to shellcheck (a warning says so): its
+#: time and memory grow faster than the script (about 12 s and 430 MB for 5,000
+#: lines, 60 s and 1.7 GB for 20,000).
+_SC_MAX_LINES = 2_000
+_SC_MAX_CHARS = 256 * 1024
+#: Seconds shellcheck may run in all; then it is killed and lint stops with an error.
+_SC_TIMEOUT_S = 300.0
 
 
 def rule_codes(codes: Iterable[str], option: str = "--select") -> set[str]:
@@ -165,7 +173,9 @@ def _need_shellcheck() -> str:
 class _Shellcheck:
     """shellcheck over every section of every context, in a background thread while
     the Python rules work; ``finish`` attaches its findings or raises a ``DefError``
-    when it could not run."""
+    when it could not run (or ran past ``_SC_TIMEOUT_S``). On any exception while the
+    rules run or while ``finish`` waits (Ctrl-C, SIGTERM's SystemExit), shellcheck is
+    killed, not waited for, and the temporary copies of the scripts are removed."""
 
     def __init__(self, contexts: Sequence[Context], exe: str | None) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="defbuilder-lint-")
@@ -174,12 +184,39 @@ class _Shellcheck:
         self.outputs: list[str] = []
         self.error: str | None = None
         self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[str] | None = None
+        self.cancelled = False
         if exe is None:
             return
+        try:
+            self._write(contexts)
+            if self.jobs:
+                self.thread = threading.Thread(target=self._run, args=(exe,), daemon=True)
+                self.thread.start()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _write(self, contexts: Sequence[Context]) -> None:
         for ci, ctx in enumerate(contexts):
             for si, sec in enumerate(ctx.sections()):
                 shell, own = _dialect(sec)
                 if shell is None or not go_trim(sec.body):
+                    continue
+                lines = sec.body.rstrip("\n").count("\n") + 1
+                if lines > _SC_MAX_LINES or len(sec.body) > _SC_MAX_CHARS:
+                    import warnings
+
+                    warnings.warn_explicit(
+                        f"%{sec.name} is too large for shellcheck ({lines} lines, "
+                        f"{len(sec.body)} characters; the limit is {_SC_MAX_LINES} lines "
+                        f"or {_SC_MAX_CHARS} characters): linted without it (no "
+                        f"{', '.join(r.code for r in RULES if r.needs_shellcheck)} there)",
+                        UserWarning,
+                        ctx.path,
+                        sec.line,
+                    )
                     continue
                 body = PLACEHOLDER.sub(lambda m: "_" * len(m.group(0)), sec.body)
                 if own:
@@ -193,9 +230,6 @@ class _Shellcheck:
                 with open(name, "w", encoding="utf-8", errors="replace") as fh:
                     fh.write(text)
                 self.jobs[name] = (ctx, offset, last)
-        if self.jobs:
-            self.thread = threading.Thread(target=self._run, args=(exe,), daemon=True)
-            self.thread.start()
 
     def _run(self, exe: str) -> None:
         batches: list[list[str]] = [[]]
@@ -206,29 +240,65 @@ class _Shellcheck:
                 size = 0
             batches[-1].append(name)
             size += len(name) + 1
+        deadline = time.monotonic() + _SC_TIMEOUT_S
         for batch in batches:
+            with self.lock:
+                if self.cancelled:
+                    return
+                try:
+                    proc = self.proc = subprocess.Popen(
+                        [exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE, *batch],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        encoding="utf-8",
+                        errors="replace",
+                    )
+                except OSError as exc:
+                    self.error = f"shellcheck cannot run ({exe}): {exc.strerror or exc}"
+                    return
             try:
-                proc = subprocess.run(
-                    [exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE, *batch],
-                    capture_output=True,
-                    encoding="utf-8",
-                    errors="replace",
+                stdout, stderr = proc.communicate(timeout=max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                self.error = (
+                    f"shellcheck did not finish within {_SC_TIMEOUT_S:g} seconds ({exe}); "
+                    "it was stopped"
                 )
-            except OSError as exc:
-                self.error = f"shellcheck cannot run ({exe}): {exc.strerror or exc}"
+                return
+            if self.cancelled:
                 return
             if proc.returncode not in (0, 1):  # 1: findings; 2-4: it could not check
-                said = proc.stderr.strip().splitlines()
+                said = stderr.strip().splitlines()
                 self.error = f"shellcheck failed ({exe}, exit status {proc.returncode})" + (
                     f": {said[0]}" if said else ""
                 )
                 return
-            self.outputs.append(proc.stdout)
+            self.outputs.append(stdout)
+
+    def abort(self) -> None:
+        """Kill shellcheck (not waiting for it to finish) and remove the temp files."""
+        with self.lock:
+            self.cancelled = True
+            proc = self.proc
+        try:
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+            if self.thread is not None:
+                self.thread.join(timeout=10)  # it reaps the killed process and returns
+        finally:
+            self.tmp.cleanup()
 
     def finish(self) -> None:
         try:
             if self.thread is not None:
                 self.thread.join()
+        except BaseException:  # e.g. SIGTERM's SystemExit or Ctrl-C while waiting
+            self.abort()
+            raise
+        try:
             if self.error is not None:
                 raise DefError(
                     f"{self.error}; pass --no-shellcheck to lint without it", origin=_NO_FILE
@@ -426,8 +496,10 @@ def lint_text(
         try:
             _check_parse(ctx)
             found = _findings(ctx, sel, ign, "python")
-        finally:
-            checker.finish()
+        except BaseException:
+            checker.abort()
+            raise
+        checker.finish()
         found += _findings(ctx, sel, ign, "shellcheck")
         return sorted(found, key=lambda f: (f.line, f.code))
 
@@ -481,6 +553,8 @@ def _load_recipe(path: str) -> tuple[str, Any]:
     try:
         recipe = load_recipe(path)
         return render(recipe), recipe
+    except Terminated:
+        raise  # SIGTERM while the recipe ran: end lint through its cleanup
     except SystemExit as exc:
         raise DefError(f"the recipe called sys.exit({exc.code!r})", file=path) from None
     finally:
@@ -550,8 +624,10 @@ def _lint_files(
             if not ctx.load_errors:
                 _check_parse(ctx)
             raw_findings += [(f, mapping) for f in _findings(ctx, sel, ign, "python")]
-    finally:
-        checker.finish()
+    except BaseException:  # Ctrl-C, SIGTERM: kill shellcheck rather than wait for it
+        checker.abort()
+        raise
+    checker.finish()
     for ctx, mapping in contexts:
         raw_findings += [(f, mapping) for f in _findings(ctx, sel, ign, "shellcheck")]
     out: list[Finding] = []

@@ -1,0 +1,133 @@
+"""shellcheck is bounded and never outlives lint.
+
+* A section larger than ``_SC_MAX_LINES``/``_SC_MAX_CHARS`` is not given to
+  shellcheck (its time and memory grow faster than the script): a warning says so.
+* shellcheck that runs past ``_SC_TIMEOUT_S`` is killed and lint stops with an error.
+* SIGTERM or Ctrl-C while shellcheck runs kills it and removes the temporary copies
+  of the scripts (/tmp/defbuilder-lint-*).
+
+A fake shellcheck (first on PATH, or given as the binary) writes its pid and sleeps,
+so the tests wait for that file, not for time to pass.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from defbuilder.errors import DefError
+from defbuilder.lint import engine, lint_text
+
+PINNED = "Bootstrap: docker\nFrom: ubuntu:24.04@sha256:" + "a" * 64 + "\n"
+#: `[[ ]]` under /bin/sh: DB110 when shellcheck reads the section.
+BASHISM = '    if [[ -n "$HOME" ]]; then echo yes; fi\n'
+
+
+def _fake_shellcheck(bindir: Path, pidfile: Path) -> Path:
+    bindir.mkdir(exist_ok=True)
+    exe = bindir / "shellcheck"
+    exe.write_text(
+        f"#!/bin/sh\necho $$ > '{pidfile}.tmp'\nmv '{pidfile}.tmp' '{pidfile}'\nexec sleep 600\n"
+    )
+    exe.chmod(0o755)
+    return exe
+
+
+def _wait_for(pidfile: Path, proc: subprocess.Popen[str] | None = None) -> int:
+    deadline = time.monotonic() + 60
+    while not pidfile.exists():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"lint ended before shellcheck started: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            pytest.fail("the fake shellcheck did not start within 60 s")
+        time.sleep(0.02)
+    return int(pidfile.read_text())
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie has ended too: only its exit status is left)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_section_too_large_for_shellcheck_is_linted_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "_SC_MAX_LINES", 20)
+    big = PINNED + "\n%post\n" + BASHISM + "    true\n" * 30 + "\n%test\n" + BASHISM
+    with pytest.warns(UserWarning, match=r"%post is too large for shellcheck \(31 lines") as w:
+        found = lint_text(big, "big.def")
+    assert [(x.filename, x.lineno) for x in w] == [("big.def", 4)]
+    assert [(f.line, f.code) for f in found if f.code == "DB110"] == [(38, "DB110")]
+
+
+def test_the_size_limit_counts_characters_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_SC_MAX_CHARS", 100)
+    text = PINNED + "\n%post\n" + BASHISM + "    echo " + "x" * 200 + "\n"
+    with pytest.warns(UserWarning, match="too large for shellcheck"):
+        assert [f.code for f in lint_text(text) if f.code == "DB110"] == []
+
+
+def test_shellcheck_past_its_time_is_killed_and_lint_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pidfile = tmp_path / "pid"
+    exe = _fake_shellcheck(tmp_path / "bin", pidfile)
+    monkeypatch.setattr(engine, "shellcheck_binary", lambda: str(exe))
+    monkeypatch.setattr(engine, "_SC_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(DefError, match=r"shellcheck did not finish within 1 seconds") as err:
+        lint_text(PINNED + "\n%post\n    true\n")
+    assert "--no-shellcheck" in err.value.message
+    assert _gone(_wait_for(pidfile))
+    assert list(tmp_path.glob("defbuilder-lint-*")) == []
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_kills_shellcheck_and_removes_the_temp_dir(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    pidfile = tmp_path / "pid"
+    bindir = tmp_path / "bin"
+    _fake_shellcheck(bindir, pidfile)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    d = tmp_path / "app.def"
+    d.write_text(PINNED + "\n%post\n    echo secret-script\n")
+    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", TMPDIR=str(tmp))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "defbuilder", "lint", str(d)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pid = _wait_for(pidfile, proc)
+        assert next(p.name for p in tmp.iterdir()).startswith("defbuilder-lint-")
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == status, err
+    assert "Traceback" not in err, err
+    assert _gone(pid), "shellcheck outlived lint"
+    assert list(tmp.iterdir()) == []
