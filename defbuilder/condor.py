@@ -1421,11 +1421,39 @@ def write_condor(
         default_requirements=default_requirements,
     )
     dag, paths, done = write_dag(job, build)
+    stale = _earlier_runs(dag)
+    force = "-force " if stale else ""
     return Written(
         paths=tuple(paths),
         lines=(
             f"wrote {dag} and {', '.join(p for p in paths if p != dag)}",
             f"image:       {where}" + (" (staged already: BUILD is done)" if done else ""),
-            f"submit:      condor_submit_dag {q(dag)}",
+            f"submit:      condor_submit_dag {force}{q(dag)}",
+            *(
+                [
+                    f"note:        {', '.join(stale)} from an earlier run: -force renames "
+                    "its rescue DAGs, so the new DAG runs from the start"
+                ]
+                if stale
+                else []
+            ),
         ),
     )
+
+
+def _earlier_runs(dag: str) -> list[str]:
+    """Files an earlier ``condor_submit_dag DAG`` left beside ``dag``: its rescue DAGs
+    (``DAG.rescue001``...) and DAGMan's submit file (``DAG.condor.sub``).
+
+    Submitted again without ``-force``, DAGMan runs the newest rescue DAG, whose
+    ``DONE`` nodes (BUILD) belong to the DAG written before, so the regenerated
+    image would never be built; and condor_submit_dag refuses to overwrite
+    ``DAG.condor.sub``. ``-force`` renames the rescue DAGs and runs the original
+    DAG (HTCondor manual, condor_submit_dag, -force; "The Rescue DAG")."""
+    directory, base = os.path.split(dag)
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    rescue = re.compile(re.escape(base) + r"\.rescue[0-9]+")
+    return [n for n in names if rescue.fullmatch(n) or n == f"{base}.condor.sub"]

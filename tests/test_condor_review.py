@@ -120,3 +120,38 @@ def test_printed_commands_are_shell_quoted(tmp_path, recipe, mode, where):
     interactive = shlex.split(said["interactive"].split(",")[0])
     sub = out_dir / ("t-build-interactive.sub" if mode else "t.sub")
     assert interactive == ["condor_submit", "-interactive", str(sub)]
+
+
+# --- 2. after an earlier run, the DAG is submitted with -force -------------------------------
+
+
+def test_dag_submit_hint_forces_past_an_earlier_runs_rescue_dag(tmp_path, recipe):
+    import shlex
+
+    staging, out_dir = tmp_path / "staging", tmp_path / "o"
+    staging.mkdir()
+    args = ("condor", recipe, "--dag", "--staging", staging, "--osdf-prefix", "osdf:///s")
+    args += ("--gpu-check", "true", "--name", "train", "-o", out_dir)
+    out = run_installed(*args)
+    assert out.returncode == 0, out.stderr
+    dag = out_dir / "train.dag"
+    said = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    assert shlex.split(said["submit"]) == ["condor_submit_dag", str(dag)]
+    assert "note" not in said
+    # the DAG ran and failed: DAGMan wrote a rescue DAG marking BUILD done
+    Path(f"{dag}.rescue001").write_text("DONE BUILD\n")
+    recipe.write_text(RECIPE + "# a fix\n")
+    out = run_installed(*args)
+    assert out.returncode == 0, out.stderr
+    said = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    assert shlex.split(said["submit"]) == ["condor_submit_dag", "-force", str(dag)]
+    assert "train.dag.rescue001" in said["note"] and "-force" in said["note"]
+
+
+def test_docs_resubmit_a_regenerated_dag_with_force():
+    from conftest import ROOT
+
+    page = (ROOT / "docs" / "chtc-build.md").read_text()
+    section = page[page.index("### When a node fails") :]
+    assert "$ condor_submit_dag -force job/train.dag" in section
+    assert "condor_submit_dag.html" in section  # the manual it cites
