@@ -25,6 +25,8 @@ Rules (deffile.go unless noted):
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any, NamedTuple
@@ -406,7 +408,23 @@ def parse(text: str, file: str | None = None, warnings: list[str] | None = None)
             line=1,
         )
     sink = warnings if warnings is not None else []
-    stages = [_stage(raw, file, sink) for raw in split_stages(text, file)]
-    recipe = Recipe(stages, origin=Origin(file, 1))
+    with paused_gc():
+        stages = [_stage(raw, file, sink) for raw in split_stages(text, file)]
+        recipe = Recipe(stages, origin=Origin(file, 1))
     recipe.validate()
     return recipe
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many small acyclic
+    objects: each collection would walk all of them again, so a large file took
+    time growing faster than its size (bench/parse_scaling.py). Reference counting
+    still frees everything; the collector runs again afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
