@@ -7,11 +7,11 @@ image does not need, and writes a static POSIX activation file; ``final``
 (nvidia/cuda base by default) receives only the environment, the activation file
 and the entrypoint, so the pixi package cache stays behind.
 
-* ``apptainer run app.sif``           runs gpu_check.py (the default command)
-* ``apptainer run app.sif python x``  runs ``python x`` in the environment
-* ``apptainer exec app.sif python``   sees the environment too (%environment)
-* ``apptainer test app.sif``          runs the GPU check (passes on a CPU-only host)
-* ``apptainer run --app gpu-check app.sif --json --require-gpu``
+* ``apptainer run hello-pytorch.sif``           runs gpu_check.py (the default command)
+* ``apptainer run hello-pytorch.sif python x``  runs ``python x`` in the environment
+* ``apptainer exec hello-pytorch.sif python``   sees the environment too (%environment)
+* ``apptainer test hello-pytorch.sif``          runs the GPU check (passes on a CPU-only host)
+* ``apptainer run --app gpu-check hello-pytorch.sif --json --require-gpu``
 
 Render: ``defbuilder render recipes/hello_pytorch/recipe.py -o recipes/hello_pytorch/app.def``
 (build from this directory so the %files paths resolve), or ``defbuilder build``.
