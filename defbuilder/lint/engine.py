@@ -21,7 +21,6 @@ line (``Rule.supersedes``): a problem is never reported again under another code
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import re
@@ -31,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -45,7 +44,7 @@ from ..apptainer import (
     section_kind,
 )
 from ..errors import DefError, Origin, Terminated, did_you_mean, read_text
-from ..parse import RawSection, split_stages
+from ..parse import RawSection, paused_gc, split_stages
 from .context import Context, Finding, Rule
 from .discover import expand
 from .rules import RULES, allow_tags_problem
@@ -323,20 +322,6 @@ class _Shellcheck:
             self.tmp.cleanup()
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector: lint builds millions of small acyclic
-    objects for a large file, and each collection walks them all again (refcounting
-    still frees everything; the collector runs again afterwards)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class _Suppressions:
     """``# defbuilder: ignore[...]`` comments of one file, read once per line."""
 
@@ -490,7 +475,7 @@ def lint_text(
     sel, ign = _selection(select, ignore, shellcheck)
     _need_policy(sel, ign, shellcheck, [policy or {}])
     exe = _need_shellcheck() if shellcheck else None
-    with _no_gc():
+    with paused_gc():
         ctx = _context(path, text, policy or {})
         checker = _Shellcheck([ctx], exe)
         try:
@@ -586,7 +571,7 @@ def lint_paths(
     sel, ign = _selection(select, ignore, shellcheck)
     exe = _need_shellcheck() if shellcheck else None
     files, _empty = expand(paths)
-    with _no_gc():
+    with paused_gc():
         return _lint_files(files, policy, sel, ign, exe)
 
 
