@@ -55,11 +55,12 @@ then the workload, and exits with the workload's status.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -108,6 +109,11 @@ _PREDEFINED = (
     *("OPSYSANDVER", "OPSYSMAJORVER", "OPSYSVER", "Process", "ProcId", "Row", "SPOOL"),
     *("Step", "SUBMIT_FILE", "SUBMIT_TIME", "TaskId", "VM_MEMORY", "VM_VCPUS", "Year"),
 )
+
+
+#: The submit language's conditionals (HTCondor manual, "Conditionals in the submit
+#: description": if / elif / else / endif): a line starting with one is not a key.
+_CONDITIONALS = ("if", "elif", "else", "endif")
 
 
 class JobError(DefError):
@@ -223,6 +229,8 @@ def _check_quantity(field: str, value: object) -> None:
     text = _line(field, value)
     if not _QUANTITY.fullmatch(text):
         raise JobError(field, text, "expected a number with an optional unit K, M, G or T")
+    if float(re.sub(r"[^0-9.]", "", text)) == 0:
+        raise JobError(field, text, "must be more than 0")
 
 
 def _check_version(field: str, value: object) -> None:
@@ -361,7 +369,8 @@ def check_key(key: str) -> None:
             "key",
             key,
             "is reserved: defbuilder writes it from its own option, or HTCondor defines "
-            "it (queue, executable, Cluster, Process, DOLLAR...)",
+            "it (queue, executable, Cluster, Process, DOLLAR...), or it starts a "
+            "conditional (if, elif, else, endif)",
         )
 
 
@@ -507,7 +516,9 @@ class CondorJob:
         example="'$(Cluster).$(Process) --epochs 3'",
     )
     request_cpus: int = _field(1, help="CPU cores", check=_check_int(1), metavar="N", example="4")
-    request_gpus: int = _field(1, help="GPUs", check=_check_int(0), metavar="N", example="2")
+    request_gpus: int = _field(
+        1, help="GPUs (a GPU job has at least one)", check=_check_int(1), metavar="N", example="2"
+    )
     request_memory: str = _field(
         "2GB",
         help="memory: a number with an optional unit K/KB, M/MB, G/GB or T/TB (powers of "
@@ -696,6 +707,7 @@ RESERVED_KEYS: tuple[str, ...] = (
     "transfer_output_files",
     "+JobDurationCategory",
     "queue",
+    *_CONDITIONALS,
     *_PREDEFINED,
 )
 _RESERVED_IDS = frozenset(_key_id(k) for k in RESERVED_KEYS)
@@ -772,6 +784,22 @@ def submit_text(name: str, items: Sequence[tuple[str, str]], queue_args: str) ->
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null inside (HTCondor's C++ code writes there)."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def check_submit(
     text: str, items: Sequence[tuple[str, str]], queue_args: str, *, where: str
 ) -> None:
@@ -785,9 +813,10 @@ def check_submit(
     except ImportError:  # pragma: no cover - the test extra installs htcondor
         return
     try:
-        sub = htcondor2.Submit(text)
-        got = {_key_id(k): v for k, v in sub.items()}
-        qargs = sub.getQArgs()
+        with _quiet_stderr():  # the bindings log parse errors to fd 2 themselves
+            sub = htcondor2.Submit(text)
+            got = {_key_id(k): v for k, v in sub.items()}
+            qargs = sub.getQArgs()
     except Exception as exc:  # the bindings raise ValueError/HTCondorException
         raise DefError(f"{where}: HTCondor cannot read the submit file: {exc}") from None
     want = {_key_id(k): v for k, v in items}
@@ -1326,6 +1355,23 @@ def _check_recipe(recipe_path: str) -> None:
         )
 
 
+def _check_items_text(path: str, shown: str) -> None:
+    """An items file must be UTF-8 text with at least one item (``queue item from``
+    an empty file queues no job)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefError(
+            f"not UTF-8 text (byte {exc.start}): an items file is text, one item a line",
+            file=shown,
+        ) from None
+    except OSError as exc:
+        raise DefError(f"cannot read the items file: {exc.strerror}", file=shown) from None
+    if not text.strip():
+        raise DefError("the items file is empty: it would queue no job", file=shown)
+
+
 def write_condor(
     recipe_path: str,
     directory: str,
@@ -1362,8 +1408,11 @@ def write_condor(
     options = dict(options or {})
     if options.get("items_file"):
         items = os.path.abspath(options["items_file"])
+        if os.path.isdir(items):
+            raise DefError("is a directory, not an items file", file=options["items_file"])
         if not os.path.isfile(items):
             raise DefError("no such items file", file=options["items_file"])
+        _check_items_text(items, options["items_file"])
         options["items_file"] = items
     resources = dict(resources or {})
     if mode == "job":

@@ -155,3 +155,67 @@ def test_docs_resubmit_a_regenerated_dag_with_force():
     section = page[page.index("### When a node fails") :]
     assert "$ condor_submit_dag -force job/train.dag" in section
     assert "condor_submit_dag.html" in section  # the manual it cites
+
+
+# --- 7. zero resources, keys HTCondor cannot parse, bad items files ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--request-gpus", "0"),
+        ("--request-cpus", "0"),
+        ("--request-memory", "0"),
+        ("--request-disk", "0.0KB"),
+        ("--gpus-minimum-memory", "0GB"),
+    ],
+)
+def test_zero_resources_are_refused(tmp_path, recipe, option, value):
+    out = run_installed("condor", recipe, "--image", "x.sif", "-o", tmp_path / "o", option, value)
+    _refused(out, option)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("key", ["if", "ELIF", "else", "endif"])
+def test_conditional_keys_are_refused_cleanly(tmp_path, recipe, key):
+    out = run_installed(
+        "condor", recipe, "--image", "x.sif", "-o", tmp_path / "o", "--key", f"{key}=1"
+    )
+    _refused(out, f"--key {key!r}", "conditional")
+    assert out.stderr.count("\n") == 1  # no HTCondor log line leaks
+    assert "Parse_config" not in out.stderr
+
+
+def test_a_submit_file_htcondor_cannot_read_leaks_no_log_line():
+    import subprocess
+    import sys
+
+    code = (
+        "from defbuilder import DefError\n"
+        "from defbuilder.condor import check_submit\n"
+        "try:\n"
+        "    check_submit('else = 1\\nqueue 1\\n', [], '1', where='x.sub')\n"
+        "except DefError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HTCondor cannot read the submit file" in out.stdout
+    assert out.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"\n  \n", "empty"), (b"a\n\xff\xfe\n", "not UTF-8"), (None, "directory")],
+)
+def test_bad_items_files_are_refused(tmp_path, recipe, content, message):
+    items = tmp_path / "items.txt"
+    if content is None:
+        items.mkdir()
+    else:
+        items.write_bytes(content)
+    out = run_installed(
+        "condor", recipe, "--image", "x.sif", "-o", tmp_path / "o", "--items", items
+    )
+    _refused(out, str(items), message)
+    assert "no such items file" not in out.stderr
+    assert not (tmp_path / "o").exists()
