@@ -1405,6 +1405,8 @@ def write_condor(
     from .render import sh_quote as q
 
     _check_recipe(recipe_path)
+    if not directory:
+        raise DefError("-o needs a directory name (it was empty)")
     options = dict(options or {})
     if options.get("items_file"):
         items = os.path.abspath(options["items_file"])

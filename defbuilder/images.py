@@ -150,6 +150,8 @@ def staged_url(target: str, osdf_prefix: str | None = None) -> str:
 
 def check_staging(staging_dir: str) -> None:
     """``staging_dir`` must be an existing directory."""
+    if os.path.exists(staging_dir) and not os.path.isdir(staging_dir):
+        raise DefError("the staging directory is not a directory", file=staging_dir)
     if not os.path.isdir(staging_dir):
         raise DefError("staging directory does not exist", file=staging_dir)
 
@@ -181,7 +183,22 @@ def stage_image(image: str, staging_dir: str, osdf_prefix: str | None = None) ->
 
 
 def chtc_exec_argv(binary: str, image: str, command: Sequence[str], cwd: str) -> list[str]:
-    """The seed's local mimic of a CHTC job (upstream README, "To mimic the conditions")."""
+    """The seed's local mimic of a CHTC job (upstream README, "To mimic the conditions").
+
+    ``cwd`` is bound into the container: it may not hold ``:`` or ``,``, where
+    Apptainer's ``--bind`` splits its list (``src[:dest[:opts]][,...]``, Apptainer
+    manual, "Bind Paths and Mounts"), nor be ``/``, which would hide the image's own
+    root.
+    """
+    bad = sorted({ch for ch in cwd if ch in ":,"})
+    if bad:
+        raise DefError(
+            f"the current directory holds {' and '.join(repr(c) for c in bad)}, where "
+            "Apptainer's --bind splits its list: run from a directory without them",
+            file=cwd,
+        )
+    if os.path.abspath(cwd) == "/":
+        raise DefError("mimic-chtc binds the current directory: run it from a job directory, not /")
     return [
         binary,
         "exec",
@@ -226,6 +243,10 @@ def image_path(recipe_path: str, output: str | None = None) -> str:
     'train.sif'
     """
     if output:
+        if output.endswith(os.sep) or os.path.isdir(output):
+            if not os.path.isdir(output):
+                raise DefError("-o: the directory does not exist", file=output)
+            raise DefError("-o names the image file, not a directory", file=output)
         return os.path.abspath(output)
     return os.path.abspath(image_stem(recipe_path) + ".sif")
 

@@ -219,3 +219,35 @@ def test_bad_items_files_are_refused(tmp_path, recipe, content, message):
     _refused(out, str(items), message)
     assert "no such items file" not in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+# --- 5 and 8. mimic-chtc's directory; messages that say what is wrong ---------------------------
+
+
+@pytest.mark.parametrize("name", ["a:b", "a,b"])
+def test_mimic_chtc_refuses_a_directory_bind_would_split(tmp_path, name):
+    where = tmp_path / name
+    where.mkdir()
+    out = run_installed("mimic-chtc", "--print", "x.sif", cwd=where)
+    _refused(out, "--bind")
+
+
+def test_mimic_chtc_refuses_the_root_directory():
+    out = run_installed("mimic-chtc", "--print", "x.sif", cwd=Path("/"))
+    _refused(out, "not /")
+
+
+def test_messages_say_what_is_wrong(tmp_path, recipe):
+    out = run_installed("condor", recipe, "--image", "x.sif", "-o", "")
+    _refused(out, "-o needs a directory name")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    image = tmp_path / "x.sif"
+    image.write_text("x")
+    out = run_installed("push", image, "--staging", afile)
+    _refused(out, "not a directory")
+    out = run_installed("build", recipe, "-o", f"{tmp_path / 'adir'}/")
+    _refused(out, "does not exist")
+    assert not (tmp_path / "adir").exists()
+    out = run_installed("build", recipe, "-o", tmp_path)
+    _refused(out, "not a directory")
