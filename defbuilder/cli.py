@@ -203,7 +203,8 @@ def _cmd_push(args: argparse.Namespace) -> int:
     from .images import apptainer_binary, stage_image
 
     if not os.path.isfile(args.image):
-        raise DefError("no such image", file=args.image)
+        what = "is a directory, not an image" if os.path.isdir(args.image) else "no such image"
+        raise DefError(what, file=args.image)
     if args.staging:
         if args.uri:
             raise DefError("give either a URI or --staging, not both")

@@ -117,3 +117,9 @@ def test_sigterm_ends_a_command_through_its_cleanup(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     assert "Traceback" not in err
     assert os.listdir(tmp_path) == ["slow.py"]
+
+
+def test_push_of_a_directory_says_it_is_a_directory(tmp_path):
+    out = run_installed("push", str(tmp_path), "--staging", str(tmp_path))
+    assert out.returncode == 2
+    assert f"{tmp_path}: is a directory, not an image" in out.stderr
