@@ -242,15 +242,15 @@ def test_without_staging_the_image_comes_back(cli, tmp_path, project, shell):
 def test_a_source_outside_the_recipe_cannot_go_along(cli, tmp_path):
     proj = tmp_path / "proj"
     proj.mkdir()
-    (tmp_path / "shared.txt").write_text("x")
+    (tmp_path / "common.txt").write_text("x")
     (proj / "recipe.py").write_text(
         "from defbuilder import Files, Header, Stage\n"
-        "recipe = Stage(Header.docker('ubuntu:24.04'), files=Files(['../shared.txt']))\n"
+        "recipe = Stage(Header.docker('ubuntu:24.04'), files=Files(['../common.txt']))\n"
     )
     out = cli("condor", proj / "recipe.py", "--build", "-o", tmp_path / "out")
     assert out.returncode == 2
     assert out.stderr == (
-        "defbuilder: error: %files source '../shared.txt' is outside the recipe's directory: "
+        "defbuilder: error: %files source '../common.txt' is outside the recipe's directory: "
         "a build job can only take files from the recipe's directory along\n"
     )
     assert not (tmp_path / "out").exists()
