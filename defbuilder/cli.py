@@ -848,10 +848,22 @@ def _show_warning(
 
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the process-wide settings it makes (warning display, the
+    SIGTERM handler) are put back afterwards, so ``main([...])`` can be called from a
+    program or a test."""
     import warnings
 
+    shown, terminate = warnings.showwarning, signal.getsignal(signal.SIGTERM)
     warnings.showwarning = _show_warning
     signal.signal(signal.SIGTERM, _terminated)  # so `finally` cleanup runs, as for Ctrl-C
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = shown
+        signal.signal(signal.SIGTERM, terminate)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(command)

@@ -123,3 +123,16 @@ def test_push_of_a_directory_says_it_is_a_directory(tmp_path):
     out = run_installed("push", str(tmp_path), "--staging", str(tmp_path))
     assert out.returncode == 2
     assert f"{tmp_path}: is a directory, not an image" in out.stderr
+
+
+def test_main_puts_back_what_it_sets():
+    """`main([...])` from a program leaves the SIGTERM handler and warning display as
+    it found them."""
+    import signal
+    import warnings
+
+    from defbuilder.cli import main
+
+    before = (signal.getsignal(signal.SIGTERM), warnings.showwarning)
+    assert main(["render", "/nonexistent/recipe.py"]) == 2
+    assert (signal.getsignal(signal.SIGTERM), warnings.showwarning) == before
