@@ -31,7 +31,6 @@ from typing import Protocol
 __all__ = [
     "AGENTS",
     "ALWAYS_ACCEPTED_KEYS",
-    "APP_SCRIPT_SECTIONS",
     "APP_SECTIONS",
     "BUILD_SECTIONS",
     "GO_SPACE",
@@ -80,7 +79,6 @@ __all__ = [
 
 #: Where the rules below were read; cite ``SOURCE + "path"`` in messages and docs.
 SOURCE = "https://github.com/apptainer/apptainer/blob/v1.5.3/"
-_DEFFILE = "pkg/build/types/parser/deffile.go"
 
 # ---------------------------------------------------------------------------
 # Go's notion of white space
@@ -292,8 +290,6 @@ def shell_sections(kind: SectionKind) -> tuple[str, ...]:
 BUILD_SECTIONS = shell_sections(SectionKind.BUILD_SCRIPT)
 #: ``%runscript``, ``%startscript``, ``%test``: the only sections whose ``#!`` counts.
 SHEBANG_SECTIONS = shell_sections(SectionKind.SHEBANG_SCRIPT)
-#: ``%apprun``, ``%appstart``, ``%apptest``, ``%appinstall``.
-APP_SCRIPT_SECTIONS = shell_sections(SectionKind.APP_SCRIPT)
 
 
 # ---------------------------------------------------------------------------

@@ -90,8 +90,6 @@ DEFAULT_REQUIREMENTS = ("(GPUs_DriverVersion >= 12.0)", "(OpSysMajorVer > 7)")
 
 # --- HTCondor's rules (see the module doc) ---------------------------------------------
 
-#: ClassAd attribute names (HTCondor manual, "ClassAd Syntax").
-_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: ``--key`` names: a submit command / macro name, or a job attribute as +NAME or MY.NAME.
 _KEY = re.compile(r"(?:\+|(?i:MY)\.)?[A-Za-z_][A-Za-z0-9_]*")
 #: What a job name or wrapper name may be: a plain file name, never a path.

@@ -231,7 +231,7 @@ def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
 
 def _script(section: RawSection | None, file: str | None, build: bool) -> Script:
 
-    if section is None or not section.body.strip():
+    if section is None or not go_trim(section.body):
         return _EMPTY_SCRIPT  # an empty section runs nothing, whatever its arguments
     origin = Origin(file, section.line)
     args = go_trim(section.args)
@@ -311,17 +311,10 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             Files(_files_entries(fsec, file), from_stage=from_stage, origin=Origin(file, fsec.line))
         )
     sections["files"] = files
-    for name, build in (
-        ("pre", True),
-        ("setup", True),
-        ("post", True),
-        ("runscript", False),
-        ("startscript", False),
-        ("test", False),
-    ):
-        sections[name] = _script(raw.section(name), file, build)
+    for name in (*apptainer.BUILD_SECTIONS, *apptainer.SHEBANG_SECTIONS):
+        sections[name] = _script(raw.section(name), file, name in apptainer.BUILD_SECTIONS)
     env = raw.section("environment")
-    if env is not None and env.body.strip():
+    if env is not None and go_trim(env.body):
         sections["environment"] = Environment(_script(env, file, False))
     labels = raw.section("labels")
     if labels is not None:
@@ -358,7 +351,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             ("test", "apptest"),
         ):
             sec = raw.section(kind, name)
-            if sec is not None and sec.body.strip():
+            if sec is not None and go_trim(sec.body):
                 parts[part] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
         sec = raw.section("appenv", name)
         if sec is not None:

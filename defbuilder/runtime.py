@@ -52,6 +52,7 @@ from typing import IO, Any
 import attrs
 
 from .apptainer import (
+    SHEBANG_SECTIONS,
     app_name_problem,
     app_script,
     get_labels,
@@ -171,7 +172,6 @@ exit 2
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
-_MS_RDONLY = 1
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
@@ -556,7 +556,7 @@ def _unpack_into(
     _write(meta / "env" / "99-base.sh", _LIBS_ENV)
     _write(meta / "runscript", _DEFAULT_RUNSCRIPT)
     _write(meta / "startscript", "#!/bin/sh\n")
-    for name in ("runscript", "startscript", "test"):
+    for name in SHEBANG_SECTIONS:
         sec = chosen.section(name)
         if sec is not None and sec.body:
             _write(meta / name, handle_shebang(sec))
