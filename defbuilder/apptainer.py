@@ -38,8 +38,10 @@ __all__ = [
     "PLACEHOLDER",
     "REQUIRED_KEYS",
     "SECTIONS",
+    "SECTION_START",
     "SHEBANG_SECTIONS",
     "SOURCE",
+    "STAGE_OR_SECTION",
     "STAGE_START",
     "VALID_HEADER_KEYS",
     "FilesSource",
@@ -149,6 +151,18 @@ def is_section_line(line: str) -> bool:
     so indentation does not stop a line from being a section header.
     """
     return line.lstrip(GO_SPACE).startswith("%")
+
+
+#: ``is_section_line`` as a multi-line pattern: Go white space other than the line
+#: break, then ``%``, at a line start. Together with ``STAGE_START`` it finds every
+#: place where Apptainer's reader starts something new in one pass over a file.
+SECTION_START = re.compile("^[" + re.escape(GO_SPACE.replace("\n", "")) + "]*%", re.MULTILINE)
+
+#: A stage start or a section line, whichever comes (a match ending in ``%`` is a
+#: section line; the other kind ends in ``:``).
+STAGE_OR_SECTION = re.compile(
+    f"(?:{STAGE_START.pattern})|(?:{SECTION_START.pattern})", re.MULTILINE
+)
 
 
 def section_name(line: str) -> tuple[str, str]:
@@ -446,7 +460,10 @@ def agent_key(key: str) -> str:
 
 def agent_reads(agent: str, key: str) -> bool:
     """Whether Bootstrap ``agent`` reads header ``key`` (any case, ``OtherURLn`` too)."""
-    return agent_key(key) in AGENTS.get(agent, frozenset()) | ALWAYS_ACCEPTED_KEYS
+    return agent_key(key) in _READS.get(agent, ALWAYS_ACCEPTED_KEYS)
+
+
+_READS = {agent: keys | ALWAYS_ACCEPTED_KEYS for agent, keys in AGENTS.items()}
 
 
 def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, str, int]]:

@@ -28,35 +28,35 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from itertools import pairwise
 from typing import Any, NamedTuple
 
 from . import apptainer
 from .apptainer import (
     APP_SECTIONS,
     SECTIONS,
-    STAGE_START,
+    STAGE_OR_SECTION,
     FilesSource,
     body_entries,
     files_source,
     get_labels,
     go_trim,
-    is_section_line,
     scan_lines,
     section_name,
     split_files_line,
 )
 from .errors import DefError, Origin
-from .model._values import BuildArg, is_arg_name
+from .model._values import BuildArg, construct, is_arg_name
 from .model.header import HEADER_KEYWORDS as HEADER_FIELDS
 from .model.header import Header
-from .model.sections import App, Environment, FileEntry, Files, Label, Script
+from .model.sections import EMPTY_SCRIPT, App, Environment, FileEntry, Files, Label, Script
 from .model.stage import Recipe, Stage
 
 __all__ = [
     "RawSection",
     "RawStage",
+    "check_strict",
     "parse",
+    "parse_stages",
     "split_stages",
 ]
 
@@ -118,6 +118,8 @@ class RawStage:
         found = self._by_key.get((name, app))
         if not found:
             return None
+        if len(found) == 1:
+            return found[0]
         args = ""
         for s in found:
             if s.args:
@@ -131,16 +133,6 @@ class RawStage:
     def apps(self) -> list[str]:
         """App names in first-seen order (deffile.go ``appOrder``)."""
         return list(self._app_lines)
-
-
-def _chunks(text: str) -> Iterator[tuple[str, int]]:
-    """The text of each stage (deffile.go ``All``) and its first line number."""
-    starts = [m.start() for m in STAGE_START.finditer(text)]
-    line = 1
-    for a, b in pairwise([0, *starts, len(text)]):
-        if b > a:
-            yield text[a:b], line
-            line += text.count("\n", a, b)
 
 
 def _read_header(
@@ -158,61 +150,102 @@ def _read_header(
     return header, where, errors
 
 
+def _body(raw: str) -> str:
+    """A section body as the joined ``bufio.ScanLines`` lines, each ending in ``\\n``:
+    one ``\\r`` before each line end dropped (the last line's too)."""
+    body = raw.replace("\r\n", "\n")
+    if body and not body.endswith("\n"):
+        body = (body[:-1] if body.endswith("\r") else body) + "\n"
+    return body
+
+
 def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> list[RawStage]:
     """Split a .def into stages and sections with Apptainer's rules (see module doc).
 
     ``strict=False`` (for lint) keeps sections Apptainer would reject (an unknown or
     indented name, an app section without a name) instead of raising, and never
     raises for an empty file.
+
+    One pass finds every stage start and section line (``STAGE_OR_SECTION``); bodies
+    are slices of the text between them, so the work is linear in the file's size
+    whatever its shape (bench/parse_scaling.py).
     """
-    stages: list[RawStage] = []
-    for chunk, first_line in _chunks(text):
-        head: list[tuple[int, str]] = []
-        # (name, args, line, app, body lines) per section, in file order
-        opened: list[tuple[str, str, int, str | None, list[str]]] = []
-        for offset, line in enumerate(scan_lines(chunk)):
-            n = first_line + offset
-            if not is_section_line(line):
-                if opened:
-                    opened[-1][4].append(line)
-                else:
-                    head.append((n, line))
-                continue
-            # Only the stage's first token is TrimSpace'd (deffile.go doSections); an
-            # indented section line after anything else keeps its leading space, so
-            # getSectionName gives "" and Apptainer rejects it.
-            stripped = line if (opened or head) else go_trim(line)
-            name, args = section_name(stripped)
-            app = None
-            if name in APP_SECTIONS:
-                # parseTokenSection: SplitN(..., " ", 3); the second word is the app.
-                parts = stripped.lstrip("%").split(" ", 2)
-                if len(parts) < 2 or not parts[1]:
-                    if strict:
-                        raise DefError(f"app section %{name} has no app name", file=file, line=n)
-                    parts = [name, ""]
-                app, args = parts[1], ""
-            elif name not in SECTIONS and strict:
-                raise DefError(
-                    f"invalid section(s) specified: {name!r} (Apptainer refuses it)",
-                    file=file,
-                    line=n,
-                )
-            opened.append((name, args, n, app, []))
-        sections = [
-            RawSection(name, args, "".join(b + "\n" for b in body), line, app)
-            for name, args, line, app, body in opened
-        ]
-        header, where, errors = _read_header(head)
-        if errors and strict:
-            n, message = errors[0]
-            raise DefError(message, file=file, line=n)
-        if not header and not sections and not errors:
-            continue  # comments only (deffile.go: errEmptyDefinition is skipped)
-        stages.append(RawStage(header, where, tuple(sections), first_line, tuple(errors)))
-    if not stages and strict:
-        raise DefError("no stages found in definition file", file=file, line=1)
+    stages = _split(text)
+    if strict:
+        check_strict(stages, file)
     return stages
+
+
+def _split(text: str) -> list[RawStage]:
+    # Every mark: (offset, whether it is a section line). A stage start's match ends
+    # in ':', a section line's in '%'. The end of the text closes the last stage.
+    end = len(text)
+    marks = [(m.start(), m.group()[-1] == "%") for m in STAGE_OR_SECTION.finditer(text)]
+    marks.append((end, False))
+    stages: list[RawStage] = []
+    count, find = text.count, text.find
+    line, pos = 1, 0  # the line number at offset pos
+    chunk_start, chunk_line = 0, 1
+    head_end = -1  # where the current stage's first section line starts
+    opened: list[RawSection] = []
+    for i, (offset, is_section) in enumerate(marks):
+        line += count("\n", pos, offset)
+        pos = offset
+        if not is_section:
+            if offset == 0 and end:
+                continue  # the file starts with its first stage
+            # The stage that started at chunk_start ends here (deffile.go ``All``).
+            head_text = text[chunk_start : offset if head_end < 0 else head_end]
+            head = list(enumerate(scan_lines(head_text), start=chunk_line)) if head_text else []
+            header, where, errors = _read_header(head)
+            if header or opened or errors:  # else comments only: errEmptyDefinition
+                stages.append(RawStage(header, where, tuple(opened), chunk_line, tuple(errors)))
+            chunk_start, chunk_line, head_end, opened = offset, line, -1, []
+            continue
+        eol = find("\n", offset)
+        if eol < 0:
+            eol = end
+        sec_line = text[offset:eol]
+        if sec_line.endswith("\r"):
+            sec_line = sec_line[:-1]
+        if head_end < 0:
+            head_end = offset
+            if offset == 0:
+                # Only the file's first token is TrimSpace'd (deffile.go doSections);
+                # an indented section line anywhere else keeps its leading space, so
+                # getSectionName gives "" and Apptainer rejects it.
+                sec_line = go_trim(sec_line)
+        name, args = section_name(sec_line)
+        app = None
+        if name in APP_SECTIONS:
+            # parseTokenSection: SplitN(..., " ", 3); the second word is the app.
+            parts = sec_line.lstrip("%").split(" ", 2)
+            app, args = (parts[1] if len(parts) > 1 else ""), ""
+        # The body runs from the next line to the next mark.
+        body = _body(text[eol + 1 : marks[i + 1][0]]) if eol < end else ""
+        opened.append(RawSection(name, args, body, line, app))
+    return stages
+
+
+def check_strict(stages: list[RawStage], file: str | None) -> None:
+    """What Apptainer refuses in the split: an unknown (or indented) section name,
+    an app section without an app name, a header line it cannot read, no stage.
+    The first problem in file order is raised."""
+    for stage in stages:
+        for sec in stage.sections:
+            if sec.app == "":
+                raise DefError(f"app section %{sec.name} has no app name", file=file, line=sec.line)
+            if sec.app is None and sec.name not in SECTIONS:
+                raise DefError(
+                    f"invalid section(s) specified: {sec.name!r} (Apptainer refuses it)",
+                    file=file,
+                    line=sec.line,
+                )
+        if stage.header_errors:
+            n, message = stage.header_errors[0]
+            raise DefError(message, file=file, line=n)
+    if not stages:
+        raise DefError("no stages found in definition file", file=file, line=1)
 
 
 # ---------------------------------------------------------------------------
@@ -220,20 +253,25 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
 # ---------------------------------------------------------------------------
 
 
-def _files_entries(section: RawSection, file: str | None) -> list[FileEntry]:
+def _files_entries(section: RawSection, file: str | None) -> tuple[FileEntry, ...]:
+    return tuple(
+        FileEntry(src, dst or None, origin=Origin(file, section.line + offset))
+        for offset, line in body_entries(section.body)
+        for src, dst in [split_files_line(line)]
+    )
 
-    entries = []
-    for offset, line in body_entries(section.body):
-        src, dst = split_files_line(line)
-        entries.append(FileEntry(src, dst or None, origin=Origin(file, section.line + offset)))
-    return entries
+
+def _text(section: RawSection, file: str | None) -> Script:
+    """A body kept as written (``%help``, app scripts, ``%appenv``)."""
+    return Script(section.body, verbatim=True, origin=Origin(file, section.line))
 
 
 def _script(section: RawSection | None, file: str | None, build: bool) -> Script:
-
     if section is None or not go_trim(section.body):
-        return _EMPTY_SCRIPT  # an empty section runs nothing, whatever its arguments
+        return EMPTY_SCRIPT  # an empty section runs nothing, whatever its arguments
     origin = Origin(file, section.line)
+    if not section.args:
+        return Script(section.body, verbatim=True, origin=origin)
     args = go_trim(section.args)
     words = apptainer.go_fields(args)
     if (
@@ -251,7 +289,9 @@ def _script(section: RawSection | None, file: str | None, build: bool) -> Script
     return Script(section.body, args=section.args.rstrip(), verbatim=True, origin=origin)
 
 
-_EMPTY_SCRIPT = Script(origin=Origin(None, None))
+def _labels(section: RawSection, file: str | None) -> tuple[Label, ...]:
+    origin = Origin(file, section.line)
+    return tuple(Label(k, v, origin=origin) for k, v in get_labels(section.body).items())
 
 
 #: Lowercased header keyword -> ``Header`` field name.
@@ -259,7 +299,6 @@ _FIELD_BY_KEY = {k.lower(): f for f, k in HEADER_FIELDS.items()}
 
 
 def _header(stage: RawStage, file: str | None) -> Header:
-
     line = stage.header_lines.get("bootstrap", stage.line)
     origin = Origin(file, line)
     agent = stage.header.get("bootstrap")
@@ -290,16 +329,35 @@ def _header(stage: RawStage, file: str | None) -> Header:
             kwargs[by_key[key]] = value
         else:
             ignored.append((apptainer.HEADER_KEYWORD_SPELLING.get(key, key), value))
-    return Header(agent, other_urls=other_urls, ignored=ignored, origin=origin, **kwargs)
+    return construct(
+        Header,
+        bootstrap=agent,
+        other_urls=tuple(other_urls),
+        ignored=tuple(ignored),
+        origin=origin,
+        **kwargs,
+    )
+
+
+_SCRIPT_SECTIONS = tuple(
+    (name, name in apptainer.BUILD_SECTIONS)
+    for name in (*apptainer.BUILD_SECTIONS, *apptainer.SHEBANG_SECTIONS)
+)
+_APP_SCRIPTS = (
+    ("install", "appinstall"),
+    ("run", "apprun"),
+    ("start", "appstart"),
+    ("test", "apptest"),
+)
 
 
 def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
-
     header = _header(raw, file)
+    section = raw.section
+    present = raw._by_key  # looked up before merging: most sections are absent
     sections: dict[str, Any] = {}
     files = []
-    seen_files: list[RawSection] = [s for s in raw.sections if s.name == "files"]
-    for fsec in seen_files:
+    for fsec in present.get(("files", None), ()):
         source, from_stage = files_source(fsec.args)
         if source is FilesSource.IGNORED:
             warnings.append(
@@ -308,24 +366,25 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             )
             continue
         files.append(
-            Files(_files_entries(fsec, file), from_stage=from_stage, origin=Origin(file, fsec.line))
+            construct(
+                Files,
+                entries=_files_entries(fsec, file),
+                from_stage=from_stage,
+                origin=Origin(file, fsec.line),
+            )
         )
-    sections["files"] = files
-    for name in (*apptainer.BUILD_SECTIONS, *apptainer.SHEBANG_SECTIONS):
-        sections[name] = _script(raw.section(name), file, name in apptainer.BUILD_SECTIONS)
-    env = raw.section("environment")
+    sections["files"] = tuple(files)
+    for name, build in _SCRIPT_SECTIONS:
+        if (name, None) in present:
+            sections[name] = _script(section(name), file, build)
+    env = section("environment") if ("environment", None) in present else None
     if env is not None and go_trim(env.body):
-        sections["environment"] = Environment(_script(env, file, False))
-    labels = raw.section("labels")
-    if labels is not None:
-        sections["labels"] = [
-            Label(k, v, origin=Origin(file, labels.line))
-            for k, v in get_labels(labels.body).items()
-        ]
-    help_ = raw.section("help")
-    if help_ is not None:
-        sections["help"] = Script(help_.body, verbatim=True, origin=Origin(file, help_.line))
-    args = raw.section("arguments")
+        sections["environment"] = construct(Environment, items=(_script(env, file, False),))
+    if ("labels", None) in present:
+        sections["labels"] = _labels(section("labels"), file)
+    if ("help", None) in present:
+        sections["help"] = _text(section("help"), file).body
+    args = section("arguments") if ("arguments", None) in present else None
     if args is not None:
         declared: dict[str, BuildArg] = {}
         for offset, key, value in apptainer.read_arguments(args.body):
@@ -340,43 +399,37 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             else:
                 # ReadDefaults fills a map: a repeated key's last value wins.
                 declared[key] = BuildArg(key, value, origin=Origin(file, args.line + offset))
-        sections["arguments"] = list(declared.values())
-    apps = []
-    for name in raw.apps():
-        parts: dict[str, Any] = {}
-        for part, kind in (
-            ("install", "appinstall"),
-            ("run", "apprun"),
-            ("start", "appstart"),
-            ("test", "apptest"),
-        ):
-            sec = raw.section(kind, name)
+        sections["arguments"] = tuple(declared.values())
+    sections["apps"] = tuple(_app(raw, name, file) for name in raw.apps())
+    return construct(Stage, header=header, origin=Origin(file, raw.line), **sections)
+
+
+def _app(raw: RawStage, name: str, file: str | None) -> App:
+    present = raw._by_key
+    section = raw.section
+    parts: dict[str, Any] = {}
+    for part, kind in _APP_SCRIPTS:
+        if (kind, name) in present:
+            sec = section(kind, name)
             if sec is not None and go_trim(sec.body):
-                parts[part] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
-        sec = raw.section("appenv", name)
-        if sec is not None:
-            parts["env"] = Environment(
-                Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
-            )
-        sec = raw.section("applabels", name)
-        if sec is not None:
-            parts["labels"] = [
-                Label(k, v, origin=Origin(file, sec.line)) for k, v in get_labels(sec.body).items()
-            ]
-        sec = raw.section("appfiles", name)
-        if sec is not None:
-            parts["files"] = [
-                FileEntry(src, dst or None, origin=Origin(file, sec.line + offset))
-                for offset, line in body_entries(sec.body)
-                for src, dst in [apptainer.split_appfiles_line(line)]
-            ]
-        sec = raw.section("apphelp", name)
-        if sec is not None:
-            parts["help"] = Script(sec.body, verbatim=True, origin=Origin(file, sec.line))
-        first = raw.app_line(name)
-        apps.append(App(name, origin=Origin(file, first), **parts))
-    sections["apps"] = apps
-    return Stage(header, origin=Origin(file, raw.line), **sections)
+                parts[part] = _text(sec, file)
+    sec = section("appenv", name) if ("appenv", name) in present else None
+    if sec is not None:
+        parts["env"] = construct(Environment, items=(_text(sec, file),))
+    sec = section("applabels", name) if ("applabels", name) in present else None
+    if sec is not None:
+        parts["labels"] = _labels(sec, file)
+    sec = section("appfiles", name) if ("appfiles", name) in present else None
+    if sec is not None:
+        parts["files"] = tuple(
+            FileEntry(src, dst or None, origin=Origin(file, sec.line + offset))
+            for offset, line in body_entries(sec.body)
+            for src, dst in [apptainer.split_appfiles_line(line)]
+        )
+    sec = section("apphelp", name) if ("apphelp", name) in present else None
+    if sec is not None:
+        parts["help"] = _text(sec, file).body
+    return construct(App, name=name, origin=Origin(file, raw.app_line(name)), **parts)
 
 
 def parse(text: str, file: str | None = None, warnings: list[str] | None = None) -> Recipe:
@@ -390,7 +443,14 @@ def parse(text: str, file: str | None = None, warnings: list[str] | None = None)
     >>> r.stages[0].post.body, r.stages[0].post.origin.line
     ('  apt-get update', 3)
     """
+    return parse_stages(text, split_stages(text, file, strict=False), file, warnings)
 
+
+def parse_stages(
+    text: str, stages: list[RawStage], file: str | None = None, warnings: list[str] | None = None
+) -> Recipe:
+    """``parse`` for a text already read with ``split_stages(text, strict=False)``
+    (lint reads each file once for its rules and for this)."""
     if text.startswith("\ufeff"):
         # Go does not strip a BOM: the first key becomes "\ufeffbootstrap" and
         # Apptainer stops with "invalid header keyword found".
@@ -402,8 +462,9 @@ def parse(text: str, file: str | None = None, warnings: list[str] | None = None)
         )
     sink = warnings if warnings is not None else []
     with paused_gc():
-        stages = [_stage(raw, file, sink) for raw in split_stages(text, file)]
-        recipe = Recipe(stages, origin=Origin(file, 1))
+        check_strict(stages, file)
+        made = tuple([_stage(raw, file, sink) for raw in stages])
+        recipe = construct(Recipe, stages=made, origin=Origin(file, 1))
     recipe.validate()
     return recipe
 

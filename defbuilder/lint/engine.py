@@ -108,10 +108,10 @@ def rule_codes(codes: Iterable[str], option: str = "--select") -> set[str]:
 
 def _check_parse(ctx: Context) -> None:
     """Apptainer's strict reading (and the model's checks): errors become DB100."""
-    from ..parse import parse
+    from ..parse import parse_stages
 
     try:
-        parse(ctx.text, ctx.path)
+        parse_stages(ctx.text, ctx.raw, ctx.path)
     except DefError as exc:
         ctx.parse_errors.append((exc.line or 1, exc.message))
 

@@ -9,19 +9,26 @@ the value's own ``origin``, so no caller has to catch and re-raise.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 
-from ..apptainer import has_placeholder, is_section_line, is_stage_start
+from ..apptainer import (
+    STAGE_OR_SECTION,
+    has_placeholder,
+    is_section_line,
+    is_stage_start,
+)
 from ..errors import DefError, Origin, caller_origin
 
 __all__ = ["BuildArg", "Value", "check_body", "clean_body", "has_placeholder"]
 
-# Validation uses str methods and sets, not regexes compiled at import: the model is
-# on the CLI's start-up path (see bench/render_latency.py).
+# Validation uses str methods and sets, and one small pattern (``_BODY_PROBLEM``,
+# ~10 us to compile): the model is on the CLI's start-up path
+# (see bench/render_latency.py).
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _NAME_CHARS = _ALNUM | {"_"}
 _TOKEN_CHARS = _ALNUM | set("_.+-")
@@ -96,6 +103,70 @@ def instance(kind: type | tuple[type, ...], what: str) -> Callable[[Any, Any, An
     return check
 
 
+def construct(cls: type[T], /, **fields: Any) -> T:
+    """An instance of the attrs class ``cls`` from values already in their final
+    form, without its converters and type validators; its value rules
+    (``__attrs_post_init__``) still run.
+
+    For ``parse``, which builds many small values whose types it decides itself:
+    a 50 MB file holds hundreds of thousands of them (bench/parse_scaling.py).
+    tests/test_parse.py rebuilds every parsed value through its public
+    constructor and compares, so a value made here is one the constructor makes.
+    """
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _Plan(cls)
+    if not fields.keys() <= plan.names:
+        unknown = set(fields) - plan.names
+        raise TypeError(f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}")
+    for name in plan.required:
+        if name not in fields:
+            raise TypeError(f"{cls.__name__}: {name} is required")
+    obj = object.__new__(cls)
+    setter = _SETATTR.__get__(obj)
+    get = fields.get
+    for name, default in plan.defaults:
+        setter(name, get(name, default))
+    for name, factory in plan.factories:
+        if name not in fields:
+            setter(name, factory())
+    if plan.post_init:
+        obj.__attrs_post_init__()  # type: ignore[attr-defined]
+    return obj
+
+
+T = TypeVar("T")
+
+
+class _Plan:
+    """What ``construct`` needs to know of a class, worked out once."""
+
+    __slots__ = ("defaults", "factories", "names", "post_init", "required")
+
+    def __init__(self, cls: type) -> None:
+        #: (field, default) for every init field; a factory's is replaced afterwards.
+        self.defaults: list[tuple[str, Any]] = []
+        self.factories: list[tuple[str, Callable[[], Any]]] = []
+        self.required: list[str] = []
+        for a in attrs.fields(cls):
+            if not a.init:
+                continue
+            default = a.default
+            self.defaults.append((a.name, default))
+            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                if default.takes_self:
+                    raise TypeError(f"{cls.__name__}.{a.name}: a factory taking self")
+                self.factories.append((a.name, default.factory))
+            elif default is attrs.NOTHING:
+                self.required.append(a.name)
+        self.names = frozenset(name for name, _default in self.defaults)
+        self.post_init = hasattr(cls, "__attrs_post_init__")
+
+
+_SETATTR = object.__setattr__
+_PLANS: dict[type, _Plan] = {}
+
+
 # ---------------------------------------------------------------------------
 # Build arguments
 # ---------------------------------------------------------------------------
@@ -114,12 +185,12 @@ class BuildArg:
     ('{{ TAG }}', 'ubuntu:{{ TAG }}')
     """
 
-    name: str = attrs.field()
-    default: str | None = attrs.field(default=None)
+    name: str
+    default: str | None = None
     origin: Origin = origin_field()
 
-    @name.validator
-    def _check_name(self, _a: attrs.Attribute[str], value: str) -> None:
+    def __attrs_post_init__(self) -> None:
+        value: object = self.name
         if not isinstance(value, str) or not is_arg_name(value):
             raise DefError(
                 f"build argument name {value!r} is invalid: Apptainer only matches "
@@ -127,8 +198,7 @@ class BuildArg:
                 origin=self.origin,
             )
 
-    @default.validator
-    def _check_default(self, _a: attrs.Attribute[str | None], value: str | None) -> None:
+        value = self.default
         if value is not None and not isinstance(value, str):
             raise DefError(
                 f"default of build argument {self.name}: expected a str, got {type_name(value)}",
@@ -178,10 +248,18 @@ def trim_end(text: str) -> str:
     """Drop trailing blank lines only (leading ones matter: a blank line above a
     runscript's ``#!`` makes Apptainer ignore it). A ``\\r`` at a line end is kept:
     it is part of the line (``render`` writes it so that Apptainer keeps it)."""
-    lines = text.split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "\n".join(lines)
+    end = len(text)
+    while True:  # from the end, so that a long body is not split into lines
+        start = text.rfind("\n", 0, end) + 1
+        if text[start:end].strip():
+            return text[:end]
+        if start == 0:
+            return ""
+        end = start - 1
+
+
+#: Any line ``check_body`` refuses: a section line, a stage start, a NUL byte.
+_BODY_PROBLEM = re.compile(STAGE_OR_SECTION.pattern + "|\x00", re.MULTILINE)
 
 
 def check_body(text: str, what: str, origin: Origin | None = None) -> None:
@@ -190,6 +268,8 @@ def check_body(text: str, what: str, origin: Origin | None = None) -> None:
     A line whose first word starts with ``%`` starts a new section, and a line
     matching ``(?mi)^bootstrap:`` a new stage (``defbuilder.apptainer``).
     """
+    if _BODY_PROBLEM.search(text) is None:  # one pass in C; lines only to report
+        return
     for n, line in enumerate(text.split("\n"), start=1):
         if is_section_line(line):
             raise DefError(

@@ -7,6 +7,7 @@ values Apptainer's header reader would cut or misread.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -54,6 +55,11 @@ HEADER_KEYWORDS: Mapping[str, str] = {
         ("build_args", "buildargs"),
     )
 }
+
+
+_KEYWORDS = tuple(HEADER_KEYWORDS.values())
+#: All keyword fields in one call (the header is made once per stage; parse makes many).
+_get_fields = operator.attrgetter(*HEADER_KEYWORDS)
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
@@ -152,7 +158,7 @@ class Header:
     _known: tuple[tuple[str, Value], ...] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_known", tuple(self._keyword_values()))
+        object.__setattr__(self, "_known", self._keyword_values())
         if self.bootstrap not in AGENTS:
             # conveyorPacker.go: the Bootstrap value is matched case-sensitively.
             raise DefError(
@@ -203,16 +209,14 @@ class Header:
         """Like ``items`` without the ``ignored`` keywords."""
         return iter(self._known)
 
-    def _keyword_values(self) -> Iterator[tuple[str, Value]]:
-        for field, keyword in HEADER_KEYWORDS.items():
-            value = getattr(self, field)
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                value = "yes" if value else "no"
-            yield keyword, value
-        for i, url in enumerate(self.other_urls):
-            yield f"OtherURL{i}", url
+    def _keyword_values(self) -> tuple[tuple[str, Value], ...]:
+        pairs = [
+            (keyword, ("yes" if value else "no") if isinstance(value, bool) else value)
+            for keyword, value in zip(_KEYWORDS, _get_fields(self), strict=True)
+            if value is not None
+        ]
+        pairs += [(f"OtherURL{i}", url) for i, url in enumerate(self.other_urls)]
+        return tuple(pairs)
 
     def arg_values(self) -> Iterator[BuildArg]:
         """The ``BuildArg`` values used in this header."""

@@ -149,19 +149,17 @@ class Export:
     'GREETING'
     """
 
-    name: str = attrs.field()
-    value: Value = attrs.field()
+    name: str
+    value: Value
     origin: Origin = origin_field()
 
-    @name.validator
-    def _check(self, _a: attrs.Attribute[str], name: str) -> None:
+    def __attrs_post_init__(self) -> None:
+        name: object = self.name
         if not isinstance(name, str) or not is_shell_name(name):
             raise DefError(
                 f"environment variable name {name!r} is not a valid shell name", origin=self.origin
             )
-
-    @value.validator
-    def _check_value(self, _a: attrs.Attribute[Value], value: Value) -> None:
+        value: object = self.value
         if not isinstance(value, (str, BuildArg)):
             raise DefError(
                 f"environment variable {self.name}: value must be a str or BuildArg, "
@@ -259,12 +257,12 @@ class Label:
     cannot hold a newline or start/end with whitespace: those are errors here.
     """
 
-    key: str = attrs.field()
-    value: Value = attrs.field(default="")
+    key: str
+    value: Value = ""
     origin: Origin = origin_field()
 
-    @key.validator
-    def _check_key(self, _a: attrs.Attribute[str], key: str) -> None:
+    def __attrs_post_init__(self) -> None:
+        key: object = self.key
         if (
             not isinstance(key, str)
             or not key
@@ -279,9 +277,7 @@ class Label:
             raise DefError(
                 f"label key {key!r} looks like a build-argument placeholder", origin=self.origin
             )
-
-    @value.validator
-    def _check_value(self, _a: attrs.Attribute[Value], value: Value) -> None:
+        value: object = self.value
         if isinstance(value, BuildArg):
             return
         if not isinstance(value, str):
