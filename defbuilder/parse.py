@@ -48,7 +48,16 @@ from .errors import DefError, Origin
 from .model._values import BuildArg, construct, is_arg_name
 from .model.header import HEADER_KEYWORDS as HEADER_FIELDS
 from .model.header import Header
-from .model.sections import EMPTY_SCRIPT, App, Environment, FileEntry, Files, Label, Script
+from .model.sections import (
+    EMPTY_SCRIPT,
+    App,
+    Environment,
+    FileEntry,
+    Files,
+    HelpText,
+    Label,
+    Script,
+)
 from .model.stage import Recipe, Stage
 
 __all__ = [
@@ -218,9 +227,11 @@ def _split(text: str) -> list[RawStage]:
         name, args = section_name(sec_line)
         app = None
         if name in APP_SECTIONS:
-            # parseTokenSection: SplitN(..., " ", 3); the second word is the app.
+            # parseTokenSection: SplitN(..., " ", 3); the second word is the app. The
+            # map key keeps the first word as written, and populateDefinition only
+            # knows lower-case app sections: `%AppRun x` is an invalid section.
             parts = sec_line.lstrip("%").split(" ", 2)
-            app, args = (parts[1] if len(parts) > 1 else ""), ""
+            app, args, name = (parts[1] if len(parts) > 1 else ""), "", parts[0]
         # The body runs from the next line to the next mark.
         body = _body(text[eol + 1 : marks[i + 1][0]]) if eol < end else ""
         opened.append(RawSection(name, args, body, line, app))
@@ -238,6 +249,13 @@ def check_strict(stages: list[RawStage], file: str | None) -> None:
             if sec.app is None and sec.name not in SECTIONS:
                 raise DefError(
                     f"invalid section(s) specified: {sec.name!r} (Apptainer refuses it)",
+                    file=file,
+                    line=sec.line,
+                )
+            if sec.app is not None and sec.name not in APP_SECTIONS:
+                raise DefError(
+                    f"invalid section(s) specified: '{sec.name} {sec.app}' (Apptainer reads "
+                    f"app sections in lower case only: %{sec.name.lower()})",
                     file=file,
                     line=sec.line,
                 )
@@ -354,10 +372,9 @@ _APP_SCRIPTS = (
 def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     header = _header(raw, file)
     section = raw.section
-    present = raw._by_key  # looked up before merging: most sections are absent
     sections: dict[str, Any] = {}
     files = []
-    for fsec in present.get(("files", None), ()):
+    for fsec in raw._by_key.get(("files", None), ()):
         source, from_stage = files_source(fsec.args)
         if source is FilesSource.IGNORED:
             warnings.append(
@@ -375,16 +392,19 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
         )
     sections["files"] = tuple(files)
     for name, build in _SCRIPT_SECTIONS:
-        if (name, None) in present:
-            sections[name] = _script(section(name), file, build)
-    env = section("environment") if ("environment", None) in present else None
-    if env is not None and go_trim(env.body):
-        sections["environment"] = construct(Environment, items=(_script(env, file, False),))
-    if ("labels", None) in present:
-        sections["labels"] = _labels(section("labels"), file)
-    if ("help", None) in present:
-        sections["help"] = _text(section("help"), file).body
-    args = section("arguments") if ("arguments", None) in present else None
+        sec = section(name)
+        if sec is not None:
+            sections[name] = _script(sec, file, build)
+    sec = section("environment")
+    if sec is not None and go_trim(sec.body):
+        sections["environment"] = construct(Environment, items=(_script(sec, file, False),))
+    sec = section("labels")
+    if sec is not None:
+        sections["labels"] = _labels(sec, file)
+    sec = section("help")
+    if sec is not None:
+        sections["help"] = HelpText(_text(sec, file).body)
+    args = section("arguments")
     if args is not None:
         declared: dict[str, BuildArg] = {}
         for offset, key, value in apptainer.read_arguments(args.body):
@@ -405,30 +425,28 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
 
 
 def _app(raw: RawStage, name: str, file: str | None) -> App:
-    present = raw._by_key
     section = raw.section
     parts: dict[str, Any] = {}
     for part, kind in _APP_SCRIPTS:
-        if (kind, name) in present:
-            sec = section(kind, name)
-            if sec is not None and go_trim(sec.body):
-                parts[part] = _text(sec, file)
-    sec = section("appenv", name) if ("appenv", name) in present else None
+        sec = section(kind, name)
+        if sec is not None and go_trim(sec.body):
+            parts[part] = _text(sec, file)
+    sec = section("appenv", name)
     if sec is not None:
         parts["env"] = construct(Environment, items=(_text(sec, file),))
-    sec = section("applabels", name) if ("applabels", name) in present else None
+    sec = section("applabels", name)
     if sec is not None:
         parts["labels"] = _labels(sec, file)
-    sec = section("appfiles", name) if ("appfiles", name) in present else None
+    sec = section("appfiles", name)
     if sec is not None:
         parts["files"] = tuple(
             FileEntry(src, dst or None, origin=Origin(file, sec.line + offset))
             for offset, line in body_entries(sec.body)
             for src, dst in [apptainer.split_appfiles_line(line)]
         )
-    sec = section("apphelp", name) if ("apphelp", name) in present else None
+    sec = section("apphelp", name)
     if sec is not None:
-        parts["help"] = _text(sec, file).body
+        parts["help"] = HelpText(_text(sec, file).body)
     return construct(App, name=name, origin=Origin(file, raw.app_line(name)), **parts)
 
 
@@ -443,7 +461,8 @@ def parse(text: str, file: str | None = None, warnings: list[str] | None = None)
     >>> r.stages[0].post.body, r.stages[0].post.origin.line
     ('  apt-get update', 3)
     """
-    return parse_stages(text, split_stages(text, file, strict=False), file, warnings)
+    with paused_gc():
+        return parse_stages(text, split_stages(text, file, strict=False), file, warnings)
 
 
 def parse_stages(

@@ -305,3 +305,120 @@ def test_flagship_to_python_is_readable_and_exact(tmp_path):
     again = run_cli("render", str(tmp_path / "recipe.py"))
     assert again.returncode == 0, again.stderr
     assert again.stdout == def_file.read_text()
+
+
+# --- parse builds its values without their converters (model._values.construct): ----------
+# every value must be exactly what the public constructor makes of the same fields.
+
+
+def _rebuilt(value):
+    """``value`` made again through its class's public constructor, children first."""
+    import attrs
+
+    if isinstance(value, tuple):
+        return tuple(_rebuilt(v) for v in value)
+    if not attrs.has(type(value)):
+        return value
+    kwargs = {
+        a.alias: _rebuilt(getattr(value, a.name)) for a in attrs.fields(type(value)) if a.init
+    }
+    return type(value)(**kwargs)
+
+
+def _origins(value, path="recipe"):
+    """(where, origin) of every model value, to compare two trees' origins."""
+    import attrs
+
+    if isinstance(value, tuple):
+        for i, v in enumerate(value):
+            yield from _origins(v, f"{path}[{i}]")
+    elif attrs.has(type(value)):
+        yield path, getattr(value, "origin", None)
+        for a in attrs.fields(type(value)):
+            if a.name != "origin":
+                yield from _origins(getattr(value, a.name), f"{path}.{a.name}")
+
+
+def _check_rebuilt(recipe) -> None:
+    again = _rebuilt(recipe)
+    assert again == recipe
+    assert list(_origins(again)) == list(_origins(recipe))
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        p.name
+        for p in DEFS.glob("*.def")
+        if p.name not in {"bom.def", "invalid_section.def", "text_before_header.def"}
+    ),
+)
+def test_parsed_values_are_what_their_constructors_make(name):
+    _check_rebuilt(load(name))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINES, max_size=25).map("\n".join))
+def test_parsed_values_are_what_their_constructors_make_for_any_file(text):
+    try:
+        recipe = parse("Bootstrap: docker\nFrom: x\n" + text, "p.def")
+    except DefError:
+        return
+    _check_rebuilt(recipe)
+
+
+# --- the one-pass split against the line-by-line oracle (tests/apptainer_port.py) ----------
+
+_ORACLE_LINES = st.sampled_from(
+    [
+        "Bootstrap: docker",
+        "bootstrap: library",
+        "BOOTSTRAP: docker",
+        "From: x",
+        "Stage: s",
+        "%post",
+        "%post -c /bin/bash",
+        " %runscript",
+        "\t%environment x",
+        "%labels",
+        "%files from s",
+        "%apprun a",
+        "%appenv b",
+        "%APPRUN a",
+        "%help",
+        "echo hi\r",
+        "  echo %x",
+        "# c",
+        "",
+        "\r",
+        "a\rb",
+        "k v",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ORACLE_LINES, max_size=30).map("\n".join), st.booleans())
+def test_split_reads_stages_and_sections_like_the_oracle(body, final_newline):
+    import apptainer_port as port
+
+    text = "Bootstrap: docker\n" + body + ("\n" if final_newline else "")
+    try:
+        ours = split_stages(text, "p.def")
+    except DefError:
+        return
+    theirs = [port.parse_stage(chunk) for chunk in port.split_stages(text)]
+    theirs = [t for t in theirs if t["header"] or t["sections"] or t["files"]]
+    assert [s.header for s in ours] == [t["header"] for t in theirs]
+    for stage, oracle in zip(ours, theirs, strict=True):
+        sections = {}
+        for sec in stage.sections:
+            if sec.name == "files":
+                continue
+            key = sec.name if sec.app is None else f"{sec.name} {sec.app}"
+            merged = stage.section(sec.name, sec.app)
+            sections[key] = [merged.args, merged.body]
+        assert sections == oracle["sections"]
+        assert [s.args for s in stage.sections if s.name == "files"] == [
+            args for args, _entries in oracle["files"]
+        ]

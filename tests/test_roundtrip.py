@@ -10,7 +10,7 @@ from __future__ import annotations
 import apptainer_port as port
 import pytest
 
-from defbuilder import App, DefError, Header, Stage, parse, render
+from defbuilder import App, DefError, Header, Recipe, Stage, parse, render
 from defbuilder import apptainer as rules
 from defbuilder.parse import split_stages
 
@@ -44,6 +44,36 @@ def test_help_indentation_is_kept():
 def test_apphelp_indentation_is_kept():
     text = "Bootstrap: docker\nFrom: x\n\n%apphelp a\n  indented help\n%apprun a\n  x\n"
     assert "  indented help" in same_meaning(text)
+
+
+def test_help_indentation_survives_changes_to_a_parsed_stage():
+    # replace() and + hand every field to the constructor again; a parsed help must
+    # not be dedented like Python source on the way.
+    import attrs
+
+    text = (
+        "Bootstrap: docker\nFrom: x\n\n%help\n    Usage:\n      app\n"
+        "%apphelp a\n  indented\n%apprun a\n  x\n"
+    )
+    stage = parse(text).stages[0]
+    changed = stage.replace(post="echo changed").extend(test="true")
+    assert changed.help == "    Usage:\n      app"
+    app = attrs.evolve(changed.apps[0], run="y")
+    assert app.help == "  indented"
+    again = render(Recipe([changed.replace(apps=[app])]))
+    assert "%help\n    Usage:\n      app\n" in again
+    assert "  indented\n" in again
+
+
+def test_app_sections_must_be_lower_case_like_apptainer():
+    # deffile.go parseTokenSection keys an app section by its first word as written
+    # ("AppRun a"); populateDefinition knows only lower-case app sections and stops
+    # with "invalid section(s) specified". Other sections are lower-cased (%POST is
+    # %post).
+    with pytest.raises(DefError, match="invalid section") as err:
+        parse("Bootstrap: docker\nFrom: x\n%post\n  x\n%AppRun a\n  echo\n", "u.def")
+    assert err.value.line == 5
+    assert parse("Bootstrap: docker\nFrom: x\n%POST\n  echo\n").stages[0].post.body == "  echo"
 
 
 def test_an_app_with_only_an_empty_appinstall_is_kept():

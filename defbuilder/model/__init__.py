@@ -28,7 +28,7 @@ from ._values import check_body as check_body
 from ._values import clean_body as clean_body
 from .header import HEADER_KEYWORDS as HEADER_KEYWORDS
 from .header import Header
-from .sections import App, Environment, Export, FileEntry, Files, Label, Script
+from .sections import App, Environment, Export, FileEntry, Files, HelpText, Label, Script
 from .sections import EnvItem as EnvItem
 from .stage import Base, Block, Recipe, Sections, Stage
 
@@ -46,6 +46,7 @@ __all__ = [
     "FileEntry",
     "Files",
     "Header",
+    "HelpText",
     "Label",
     "Recipe",
     "Script",

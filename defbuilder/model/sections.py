@@ -28,7 +28,17 @@ from ._values import (
     type_name,
 )
 
-__all__ = ["App", "EnvItem", "Environment", "Export", "FileEntry", "Files", "Label", "Script"]
+__all__ = [
+    "App",
+    "EnvItem",
+    "Environment",
+    "Export",
+    "FileEntry",
+    "Files",
+    "HelpText",
+    "Label",
+    "Script",
+]
 
 # ---------------------------------------------------------------------------
 # Scripts
@@ -461,15 +471,28 @@ def _check_appfile(app: str, entry: FileEntry, origin: Origin) -> None:
         )
 
 
+class HelpText(str):
+    """``%help`` text that is final: the ``help`` fields keep it as it is.
+
+    ``apptainer run-help`` prints the help as written (metadata.go
+    ``insertHelpScript``), so a parsed ``%help`` keeps its indentation, also when
+    the stage is copied with a change (``replace``, ``+``), which hands the text
+    to the constructor again."""
+
+    __slots__ = ()
+
+
 def to_help(value: str | Script | None) -> str:
     """``%help`` text: a str is dedented like a script body; ``Script(text,
-    verbatim=True)`` (what ``parse`` gives) keeps its indentation, which ``apptainer
-    run-help`` prints as written (metadata.go ``insertHelpScript``)."""
+    verbatim=True)`` (what ``parse`` gives) keeps its indentation; a ``HelpText``
+    (what a ``help`` field holds) is kept as it is."""
     if value is None:
         return ""
+    if isinstance(value, HelpText):
+        return value
     if isinstance(value, Script):
-        return value.body
-    return clean_body(value) if isinstance(value, str) else value
+        return HelpText(value.body)
+    return HelpText(clean_body(value)) if isinstance(value, str) else value
 
 
 @attrs.frozen
