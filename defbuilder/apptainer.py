@@ -24,6 +24,7 @@ must not know about the model: it works on plain strings.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
@@ -458,6 +459,7 @@ def agent_key(key: str) -> str:
     return "otherurl" if is_other_url(low) else low
 
 
+@functools.lru_cache(maxsize=4096)  # asked once per header keyword of every stage
 def agent_reads(agent: str, key: str) -> bool:
     """Whether Bootstrap ``agent`` reads header ``key`` (any case, ``OtherURLn`` too)."""
     return agent_key(key) in _READS.get(agent, ALWAYS_ACCEPTED_KEYS)

@@ -13,7 +13,9 @@ Rules (deffile.go unless noted):
 * a line whose first whitespace-separated word starts with ``%`` starts a section
   (``scanDefinitionFile``); the name is the text up to the first space, lowercased
   (``getSectionName``); the rest of the line is the section's ``args``;
-* app sections (``%apprun NAME``...) take the app name as second word;
+* app sections (``%apprun NAME``...) take the app name as second word and keep
+  their first word as written (``parseTokenSection``), so only lower-case ones are
+  valid sections;
 * unknown section names are an error (``populateDefinition``: "invalid section(s)
   specified"), as is an app section without a name;
 * header lines are ``key: value``; ``#`` starts a comment anywhere on the line;

@@ -116,17 +116,17 @@ def construct(cls: type[T], /, **fields: Any) -> T:
     plan = _PLANS.get(cls)
     if plan is None:
         plan = _PLANS[cls] = _Plan(cls)
-    if not fields.keys() <= plan.names:
-        unknown = set(fields) - plan.names
+    if not fields.keys() <= plan.known:
+        unknown = set(fields) - plan.known
         raise TypeError(f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}")
     for name in plan.required:
         if name not in fields:
             raise TypeError(f"{cls.__name__}: {name} is required")
     obj = object.__new__(cls)
     setter = _SETATTR.__get__(obj)
-    get = fields.get
-    for name, default in plan.defaults:
-        setter(name, get(name, default))
+    # every field, given or default, set by loops that run in C (setattr returns None,
+    # so any() goes through them all)
+    any(map(setter, plan.names, map(fields.get, plan.names, plan.defaults)))
     for name, factory in plan.factories:
         if name not in fields:
             setter(name, factory())
@@ -141,25 +141,24 @@ T = TypeVar("T")
 class _Plan:
     """What ``construct`` needs to know of a class, worked out once."""
 
-    __slots__ = ("defaults", "factories", "names", "post_init", "required")
+    __slots__ = ("defaults", "factories", "known", "names", "post_init", "required")
 
     def __init__(self, cls: type) -> None:
-        #: (field, default) for every init field; a factory's is replaced afterwards.
-        self.defaults: list[tuple[str, Any]] = []
+        init = [a for a in attrs.fields(cls) if a.init]
+        #: Every init field and its default (a factory's is replaced afterwards).
+        self.names = tuple(a.name for a in init)
+        self.defaults = tuple(a.default for a in init)
+        self.known = frozenset(self.names)
         self.factories: list[tuple[str, Callable[[], Any]]] = []
         self.required: list[str] = []
-        for a in attrs.fields(cls):
-            if not a.init:
-                continue
+        for a in init:
             default = a.default
-            self.defaults.append((a.name, default))
             if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
                 if default.takes_self:
                     raise TypeError(f"{cls.__name__}.{a.name}: a factory taking self")
                 self.factories.append((a.name, default.factory))
             elif default is attrs.NOTHING:
                 self.required.append(a.name)
-        self.names = frozenset(name for name, _default in self.defaults)
         self.post_init = hasattr(cls, "__attrs_post_init__")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import compress
 from typing import Any
 
 import attrs
@@ -210,11 +211,16 @@ class Header:
         return iter(self._known)
 
     def _keyword_values(self) -> tuple[tuple[str, Value], ...]:
-        pairs = [
-            (keyword, ("yes" if value else "no") if isinstance(value, bool) else value)
-            for keyword, value in zip(_KEYWORDS, _get_fields(self), strict=True)
-            if value is not None
-        ]
+        values = _get_fields(self)
+        # the set keywords picked in C (a header sets few of them): those with a true
+        # value, unless a set value is false ("", include_cmd) or a bool to spell
+        pairs = list(compress(zip(_KEYWORDS, values), values))
+        if self.include_cmd is not None or len(pairs) != len(values) - values.count(None):
+            pairs = [
+                (k, ("yes" if v else "no") if isinstance(v, bool) else v)
+                for k, v in zip(_KEYWORDS, values, strict=True)
+                if v is not None
+            ]
         pairs += [(f"OtherURL{i}", url) for i, url in enumerate(self.other_urls)]
         return tuple(pairs)
 
