@@ -214,7 +214,7 @@ class Header:
         values = _get_fields(self)
         # the set keywords picked in C (a header sets few of them): those with a true
         # value, unless a set value is false ("", include_cmd) or a bool to spell
-        pairs = list(compress(zip(_KEYWORDS, values), values))
+        pairs = list(compress(zip(_KEYWORDS, values, strict=True), values))
         if self.include_cmd is not None or len(pairs) != len(values) - values.count(None):
             pairs = [
                 (k, ("yes" if v else "no") if isinstance(v, bool) else v)
