@@ -39,10 +39,8 @@ __all__ = [
     "PLACEHOLDER",
     "REQUIRED_KEYS",
     "SECTIONS",
-    "SECTION_START",
     "SHEBANG_SECTIONS",
     "SOURCE",
-    "STAGE_OR_SECTION",
     "STAGE_START",
     "VALID_HEADER_KEYS",
     "FilesSource",
@@ -61,6 +59,7 @@ __all__ = [
     "go_trim",
     "handle_shebang",
     "has_placeholder",
+    "has_stage_or_section_line",
     "is_other_url",
     "is_section_line",
     "is_stage_start",
@@ -77,6 +76,7 @@ __all__ = [
     "shell_sections",
     "split_appfiles_line",
     "split_files_line",
+    "stage_and_section_lines",
     "strip_args_comment",
 ]
 
@@ -154,16 +154,35 @@ def is_section_line(line: str) -> bool:
     return line.lstrip(GO_SPACE).startswith("%")
 
 
-#: ``is_section_line`` as a multi-line pattern: Go white space other than the line
-#: break, then ``%``, at a line start. Together with ``STAGE_START`` it finds every
-#: place where Apptainer's reader starts something new in one pass over a file.
-SECTION_START = re.compile("^[" + re.escape(GO_SPACE.replace("\n", "")) + "]*%", re.MULTILINE)
-
-#: A stage start or a section line, whichever comes (a match ending in ``%`` is a
-#: section line; the other kind ends in ``:``).
-STAGE_OR_SECTION = re.compile(
-    f"(?:{STAGE_START.pattern})|(?:{SECTION_START.pattern})", re.MULTILINE
+#: A line that starts a stage (``STAGE_START``) or a section (``is_section_line``):
+#: the same rules as patterns, so that a whole file is searched in one pass in C.
+#: The search looks for a line break first (a literal prefix is the fast case of
+#: Python's regex engine); the file's first line is matched on its own.
+_STAGE_OR_SECTION = (
+    "(?:[bB][oO][oO][tT][sS\u017f][tT][rR][aA][pP]:)|(?:["
+    + re.escape(GO_SPACE.replace("\n", ""))
+    + "]*%)"
 )
+_FIRST_LINE_MARK = re.compile(_STAGE_OR_SECTION)
+_NEXT_LINE_MARK = re.compile("\n(?:" + _STAGE_OR_SECTION + ")")
+
+
+def stage_and_section_lines(text: str) -> list[tuple[int, bool]]:
+    """``(offset, is a section line)`` of every line that starts a stage or a
+    section, in order.
+
+    >>> stage_and_section_lines("Bootstrap: docker\\n%post\\necho\\n  %runscript\\n")
+    [(0, False), (18, True), (29, True)]
+    """
+    first = _FIRST_LINE_MARK.match(text)
+    marks = [(0, first.group()[-1] == "%")] if first else []
+    marks += [(m.start() + 1, m.group()[-1] == "%") for m in _NEXT_LINE_MARK.finditer(text)]
+    return marks
+
+
+def has_stage_or_section_line(text: str) -> bool:
+    """Whether some line of ``text`` would start a stage or a section."""
+    return bool(_FIRST_LINE_MARK.match(text) or _NEXT_LINE_MARK.search(text))
 
 
 def section_name(line: str) -> tuple[str, str]:

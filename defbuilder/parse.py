@@ -27,16 +27,13 @@ Rules (deffile.go unless noted):
 
 from __future__ import annotations
 
-import contextlib
 import gc
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from . import apptainer
 from .apptainer import (
     APP_SECTIONS,
     SECTIONS,
-    STAGE_OR_SECTION,
     FilesSource,
     body_entries,
     files_source,
@@ -45,6 +42,7 @@ from .apptainer import (
     scan_lines,
     section_name,
     split_files_line,
+    stage_and_section_lines,
 )
 from .errors import DefError, Origin
 from .model._values import BuildArg, construct, is_arg_name
@@ -177,7 +175,7 @@ def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> 
     indented name, an app section without a name) instead of raising, and never
     raises for an empty file.
 
-    One pass finds every stage start and section line (``STAGE_OR_SECTION``); bodies
+    One pass finds every stage start and section line (``stage_and_section_lines``); bodies
     are slices of the text between them, so the work is linear in the file's size
     whatever its shape (bench/parse_scaling.py).
     """
@@ -191,7 +189,7 @@ def _split(text: str) -> list[RawStage]:
     # Every mark: (offset, whether it is a section line). A stage start's match ends
     # in ':', a section line's in '%'. The end of the text closes the last stage.
     end = len(text)
-    marks = [(m.start(), m.group()[-1] == "%") for m in STAGE_OR_SECTION.finditer(text)]
+    marks = stage_and_section_lines(text)
     marks.append((end, False))
     stages: list[RawStage] = []
     count, find = text.count, text.find
@@ -490,16 +488,19 @@ def parse_stages(
     return recipe
 
 
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
+class paused_gc:  # lower case: used like a function, `with paused_gc():`
     """Pause Python's cyclic garbage collector while building many small acyclic
     objects: each collection would walk all of them again, so a large file took
     time growing faster than its size (bench/parse_scaling.py). Reference counting
-    still frees everything; the collector runs again afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+    still frees everything; the collector runs again afterwards. (A class, not a
+    generator: parse enters it for every file.)"""
+
+    __slots__ = ("_enabled",)
+
+    def __enter__(self) -> None:
+        self._enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._enabled:
             gc.enable()

@@ -9,7 +9,6 @@ the value's own ``origin``, so no caller has to catch and re-raise.
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
@@ -17,8 +16,8 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from ..apptainer import (
-    STAGE_OR_SECTION,
     has_placeholder,
+    has_stage_or_section_line,
     is_section_line,
     is_stage_start,
 )
@@ -26,8 +25,8 @@ from ..errors import DefError, Origin, caller_origin
 
 __all__ = ["BuildArg", "Value", "check_body", "clean_body", "has_placeholder"]
 
-# Validation uses str methods and sets, and one small pattern (``_BODY_PROBLEM``,
-# ~10 us to compile): the model is on the CLI's start-up path
+# Validation uses str methods, sets and the patterns of ``defbuilder.apptainer``, not
+# patterns compiled here at import: the model is on the CLI's start-up path
 # (see bench/render_latency.py).
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _NAME_CHARS = _ALNUM | {"_"}
@@ -257,20 +256,16 @@ def trim_end(text: str) -> str:
         end = start - 1
 
 
-#: Any line ``check_body`` refuses: a section line, a stage start, a NUL byte.
-_BODY_PROBLEM = re.compile(STAGE_OR_SECTION.pattern + "|\x00", re.MULTILINE)
-
-
 def check_body(text: str, what: str, origin: Origin | None = None) -> None:
     """Reject body lines that Apptainer's parser would not keep in the section.
 
     A line whose first word starts with ``%`` starts a new section, and a line
     matching ``(?mi)^bootstrap:`` a new stage (``defbuilder.apptainer``).
     """
-    if "%" not in text and ":" not in text and "\x00" not in text:
-        return  # what every problem below needs is absent (a few passes in C)
-    if _BODY_PROBLEM.search(text) is None:  # one pass in C; lines only to report
-        return
+    if "\x00" not in text and (
+        ("%" not in text and ":" not in text) or not has_stage_or_section_line(text)
+    ):
+        return  # searched in C; the lines are looked at only to report one
     for n, line in enumerate(text.split("\n"), start=1):
         if is_section_line(line):
             raise DefError(

@@ -88,7 +88,7 @@ class Script:
         if self.args and self.shell is not None:
             raise DefError("give shell= or raw args=, not both", origin=self.origin)
         if self.shell is not None:
-            if not self.shell.startswith("/") or any(c.isspace() for c in self.shell):
+            if not self.shell.startswith("/") or self.shell.split() != [self.shell]:
                 raise DefError(
                     f"shell {self.shell!r} must be an absolute path without spaces",
                     origin=self.origin,
@@ -276,7 +276,7 @@ class Label:
         if (
             not isinstance(key, str)
             or not key
-            or any(c.isspace() for c in key)
+            or key.split() != [key]  # holds white space (as str.isspace has it)
             or key.startswith(("#", "%"))
         ):
             raise DefError(
