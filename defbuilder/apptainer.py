@@ -487,7 +487,7 @@ def agent_reads(agent: str, key: str) -> bool:
 _READS = {agent: keys | ALWAYS_ACCEPTED_KEYS for agent, keys in AGENTS.items()}
 
 
-def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, str, int]]:
+def read_header(lines: Iterable[tuple[int, str]]) -> list[tuple[str | None, str, int]]:
     """Header ``(key, value, line)`` triples as deffile.go ``doHeader`` reads them.
 
     ``lines`` are ``(line number, text)`` pairs. Blank and ``#`` lines are skipped;
@@ -497,11 +497,13 @@ def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, 
     the end of the header is dropped, as in Go. Keys are not validated here
     (``is_valid_header_key``).
 
-    What Apptainer refuses is yielded as ``(None, message, line)`` and reading goes
+    What Apptainer refuses is given as ``(None, message, line)`` and reading goes
     on: a line without ``:`` ("header key ... had no val"), and a continued value
     followed by a blank or comment line, which doHeader stores into the
     definition's still-nil header map, so Apptainer panics.
     """
+    out: list[tuple[str | None, str, int]] = []
+    add = out.append
     key_cont: str | None = None
     val_cont = ""
     start = 0
@@ -509,14 +511,17 @@ def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, 
         line = go_trim(raw)
         if not line or line.startswith("#"):
             if key_cont is not None:
-                yield (
-                    None,
+                add(
                     (
-                        f"header {key_cont}: a value ending in '\\' is followed by a blank or "
-                        "comment line, which makes Apptainer crash (deffile.go doHeader "
-                        "assigns to a nil map); end the value or continue it on the next line"
-                    ),
-                    start,
+                        None,
+                        (
+                            f"header {key_cont}: a value ending in '\\' is followed by a blank "
+                            "or comment line, which makes Apptainer crash (deffile.go doHeader "
+                            "assigns to a nil map); end the value or continue it on the next "
+                            "line"
+                        ),
+                        start,
+                    )
                 )
                 key_cont, val_cont = None, ""
             continue
@@ -524,7 +529,7 @@ def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, 
         if key_cont is None:
             key, sep, val = trim.partition(":")
             if not sep:
-                yield None, f"header key {key} had no val", n
+                add((None, f"header key {key} had no val", n))
                 continue
             key, val, start = go_trim(key).lower(), go_trim(val), n
         else:
@@ -535,7 +540,8 @@ def read_header(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str | None, 
             if val_cont.endswith("\\n"):
                 val_cont = val_cont[:-2] + "\n"
             continue
-        yield key, val, start
+        add((key, val, start))
+    return out
 
 
 # ---------------------------------------------------------------------------

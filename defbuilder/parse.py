@@ -391,20 +391,20 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             )
         )
     sections["files"] = tuple(files)
+    present = {name for name, app in raw._by_key if app is None}  # most are absent
     for name, build in _SCRIPT_SECTIONS:
-        sec = section(name)
-        if sec is not None:
-            sections[name] = _script(sec, file, build)
-    sec = section("environment")
+        if name in present:
+            sections[name] = _script(section(name), file, build)
+    sec = section("environment") if "environment" in present else None
     if sec is not None and go_trim(sec.body):
         sections["environment"] = construct(Environment, items=(_script(sec, file, False),))
-    sec = section("labels")
+    sec = section("labels") if "labels" in present else None
     if sec is not None:
         sections["labels"] = _labels(sec, file)
-    sec = section("help")
+    sec = section("help") if "help" in present else None
     if sec is not None:
         sections["help"] = HelpText(_text(sec, file).body)
-    args = section("arguments")
+    args = section("arguments") if "arguments" in present else None
     if args is not None:
         declared: dict[str, BuildArg] = {}
         for offset, key, value in apptainer.read_arguments(args.body):

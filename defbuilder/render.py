@@ -97,8 +97,10 @@ def files_token(path: str) -> str:
     ('src/app.py', '"my file"')
     """
     # A line whose first word starts with % would start a new section (deffile.go).
-    if not path.startswith("%") and not any(
-        c in _FILES_BARE_FORBIDDEN or c.isspace() for c in path
+    if (
+        not path.startswith("%")
+        and _FILES_BARE_FORBIDDEN.isdisjoint(path)
+        and (not path or path.split() == [path])  # no white space (str.isspace)
     ):
         return path
     return '"' + path + '"'
