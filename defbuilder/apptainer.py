@@ -405,6 +405,7 @@ def is_other_url(key: str) -> bool:
     return low.startswith("otherurl") and bool(digits) and digits.isascii() and digits.isdigit()
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every header keyword of every stage
 def is_valid_header_key(key: str) -> bool:
     """Whether ``doHeader`` accepts this (lowercased) key."""
     return key in VALID_HEADER_KEYS or is_other_url(key)
@@ -507,9 +508,10 @@ def read_header(lines: Iterable[tuple[int, str]]) -> list[tuple[str | None, str,
     key_cont: str | None = None
     val_cont = ""
     start = 0
+    ws = GO_SPACE  # go_trim, inlined: this runs for every header line of every stage
     for n, raw in lines:
-        line = go_trim(raw)
-        if not line or line.startswith("#"):
+        line = raw.strip(ws)
+        if not line or line[0] == "#":
             if key_cont is not None:
                 add(
                     (
@@ -531,9 +533,9 @@ def read_header(lines: Iterable[tuple[int, str]]) -> list[tuple[str | None, str,
             if not sep:
                 add((None, f"header key {key} had no val", n))
                 continue
-            key, val, start = go_trim(key).lower(), go_trim(val), n
+            key, val, start = key.strip(ws).lower(), val.strip(ws), n
         else:
-            key, val = key_cont, val_cont + go_trim(trim)
+            key, val = key_cont, val_cont + trim.strip(ws)
             key_cont, val_cont = None, ""
         if val.endswith("\\"):
             key_cont, val_cont = key, val[:-1]

@@ -28,6 +28,7 @@ Rules (deffile.go unless noted):
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from . import apptainer
@@ -145,7 +146,7 @@ class RawStage:
 
 
 def _read_header(
-    lines: list[tuple[int, str]],
+    lines: Iterable[tuple[int, str]],
 ) -> tuple[dict[str, str], dict[str, int], list[tuple[int, str]]]:
     header: dict[str, str] = {}
     where: dict[str, int] = {}
@@ -205,7 +206,7 @@ def _split(text: str) -> list[RawStage]:
                 continue  # the file starts with its first stage
             # The stage that started at chunk_start ends here (deffile.go ``All``).
             head_text = text[chunk_start : offset if head_end < 0 else head_end]
-            head = list(enumerate(scan_lines(head_text), start=chunk_line)) if head_text else []
+            head = enumerate(scan_lines(head_text), start=chunk_line)
             header, where, errors = _read_header(head)
             if header or opened or errors:  # else comments only: errEmptyDefinition
                 stages.append(RawStage(header, where, tuple(opened), chunk_line, tuple(errors)))
@@ -331,20 +332,21 @@ def _header(stage: RawStage, file: str | None) -> Header:
     ignored: list[tuple[str, str]] = []
     other_urls: list[str] = []
     for key, value in stage.header.items():
-        kline = stage.header_lines.get(key, line)
         if key == "bootstrap":
             continue
         if not apptainer.is_valid_header_key(key):
+            kline = stage.header_lines.get(key, line)
             raise DefError(f"invalid header keyword found: {key}", file=file, line=kline)
         if not value:
+            kline = stage.header_lines.get(key, line)
             raise DefError(f"header key {key} had no val", file=file, line=kline)
         reads = apptainer.agent_reads(agent, key)
-        if apptainer.is_other_url(key) and reads:
-            other_urls.append(value)
-        elif key == "includecmd" and value.lower() in ("yes", "no", "true", "false"):
+        if key == "includecmd" and value.lower() in ("yes", "no", "true", "false"):
             kwargs["include_cmd"] = value.lower() in ("yes", "true")
         elif reads and key in by_key:
             kwargs[by_key[key]] = value
+        elif reads and apptainer.is_other_url(key):
+            other_urls.append(value)
         else:
             ignored.append((apptainer.HEADER_KEYWORD_SPELLING.get(key, key), value))
     return construct(
