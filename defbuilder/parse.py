@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 from . import apptainer
@@ -160,15 +161,6 @@ def _read_header(
     return header, where, errors
 
 
-def _body(raw: str) -> str:
-    """A section body as the joined ``bufio.ScanLines`` lines, each ending in ``\\n``:
-    one ``\\r`` before each line end dropped (the last line's too)."""
-    body = raw.replace("\r\n", "\n")
-    if body and not body.endswith("\n"):
-        body = (body[:-1] if body.endswith("\r") else body) + "\n"
-    return body
-
-
 def split_stages(text: str, file: str | None = None, *, strict: bool = True) -> list[RawStage]:
     """Split a .def into stages and sections with Apptainer's rules (see module doc).
 
@@ -198,7 +190,7 @@ def _split(text: str) -> list[RawStage]:
     chunk_start, chunk_line = 0, 1
     head_end = -1  # where the current stage's first section line starts
     opened: list[RawSection] = []
-    for i, (offset, is_section) in enumerate(marks):
+    for (offset, is_section), (next_offset, _next) in pairwise([*marks, (end, False)]):
         line += count("\n", pos, offset)
         pos = offset
         if not is_section:
@@ -233,8 +225,11 @@ def _split(text: str) -> list[RawStage]:
             # knows lower-case app sections: `%AppRun x` is an invalid section.
             parts = sec_line.lstrip("%").split(" ", 2)
             app, args, name = (parts[1] if len(parts) > 1 else ""), "", parts[0]
-        # The body runs from the next line to the next mark.
-        body = _body(text[eol + 1 : marks[i + 1][0]]) if eol < end else ""
+        # The body runs from the next line to the next mark, as bufio.ScanLines lines
+        # each ending in \n: one \r before each line end dropped (the last one's too).
+        body = text[eol + 1 : next_offset].replace("\r\n", "\n") if eol < end else ""
+        if body and body[-1] != "\n":
+            body = (body[:-1] if body[-1] == "\r" else body) + "\n"
         opened.append(RawSection(name, args, body, line, app))
     return stages
 
