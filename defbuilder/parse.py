@@ -354,6 +354,9 @@ def _header(stage: RawStage, file: str | None) -> Header:
     )
 
 
+#: Values are immutable: every stage without an %environment shares this one.
+_NO_ENVIRONMENT = Environment()
+
 _SCRIPT_SECTIONS = tuple(
     (name, name in apptainer.BUILD_SECTIONS)
     for name in (*apptainer.BUILD_SECTIONS, *apptainer.SHEBANG_SECTIONS)
@@ -395,6 +398,8 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     sec = section("environment") if "environment" in present else None
     if sec is not None and go_trim(sec.body):
         sections["environment"] = construct(Environment, items=(_script(sec, file, False),))
+    else:
+        sections["environment"] = _NO_ENVIRONMENT
     sec = section("labels") if "labels" in present else None
     if sec is not None:
         sections["labels"] = _labels(sec, file)
@@ -429,8 +434,9 @@ def _app(raw: RawStage, name: str, file: str | None) -> App:
         if sec is not None and go_trim(sec.body):
             parts[part] = _text(sec, file)
     sec = section("appenv", name)
-    if sec is not None:
-        parts["env"] = construct(Environment, items=(_text(sec, file),))
+    parts["env"] = (
+        _NO_ENVIRONMENT if sec is None else construct(Environment, items=(_text(sec, file),))
+    )
     sec = section("applabels", name)
     if sec is not None:
         parts["labels"] = _labels(sec, file)

@@ -221,7 +221,8 @@ class Header:
                 for k, v in zip(_KEYWORDS, values, strict=True)
                 if v is not None
             ]
-        pairs += [(f"OtherURL{i}", url) for i, url in enumerate(self.other_urls)]
+        if self.other_urls:
+            pairs += [(f"OtherURL{i}", url) for i, url in enumerate(self.other_urls)]
         return tuple(pairs)
 
     def arg_values(self) -> Iterator[BuildArg]:
