@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+import string
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -697,6 +698,9 @@ def c_shell(args: str) -> list[str] | None:
 # ---------------------------------------------------------------------------
 
 
+_APP_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_.+-")
+
+
 def app_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a SCIF app name, or ``None`` when it can.
 
@@ -715,7 +719,7 @@ def app_name_problem(name: str) -> str | None:
         return "an app needs a name"
     if name in (".", ".."):
         return f"app name {name!r} is a path component, not a name"
-    if not all((c.isascii() and c.isalnum()) or c in "_.+-" for c in name):
+    if not _APP_NAME_CHARS.issuperset(name):
         return (
             f"invalid app name {name!r}: use letters, digits and _ . + - "
             "(Apptainer joins the name into a path under /scif/apps)"

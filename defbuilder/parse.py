@@ -91,6 +91,7 @@ class RawStage:
     __slots__ = (
         "_app_lines",
         "_by_key",
+        "_kinds",
         "header",
         "header_errors",
         "header_lines",
@@ -114,12 +115,16 @@ class RawStage:
         self.header_errors = header_errors
         index: dict[tuple[str, str | None], list[RawSection]] = {}
         apps: dict[str, int] = {}
+        kinds: dict[str | None, set[str]] = {None: set()}
         for sec in sections:
             index.setdefault((sec.name, sec.app), []).append(sec)
-            if sec.app is not None:
-                apps.setdefault(sec.app, sec.line)
+            if sec.app is not None and sec.app not in apps:
+                apps[sec.app] = sec.line
+                kinds[sec.app] = set()
+            kinds[sec.app].add(sec.name)
         self._by_key = index
         self._app_lines = apps
+        self._kinds = kinds
 
     def __repr__(self) -> str:
         return f"RawStage(line={self.line}, header={self.header!r}, sections={len(self.sections)})"
@@ -136,6 +141,10 @@ class RawStage:
             if s.args:
                 args = s.args  # a later section with args overrides (parseTokenSection)
         return RawSection(name, args, "".join(s.body for s in found), found[0].line, app)
+
+    def names(self, app: str | None = None) -> set[str]:
+        """The section names present (of the stage, or of one app)."""
+        return self._kinds[app]
 
     def app_line(self, app: str) -> int:
         """The line of the first section of ``app``."""
@@ -391,7 +400,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
             )
         )
     sections["files"] = tuple(files)
-    present = {name for name, app in raw._by_key if app is None}  # most are absent
+    present = raw.names()  # most sections are absent: looked up only when present
     for name, build in _SCRIPT_SECTIONS:
         if name in present:
             sections[name] = _script(section(name), file, build)
@@ -428,26 +437,27 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
 
 def _app(raw: RawStage, name: str, file: str | None) -> App:
     section = raw.section
+    present = raw.names(name)
     parts: dict[str, Any] = {}
     for part, kind in _APP_SCRIPTS:
-        sec = section(kind, name)
+        sec = section(kind, name) if kind in present else None
         if sec is not None and go_trim(sec.body):
             parts[part] = _text(sec, file)
-    sec = section("appenv", name)
+    sec = section("appenv", name) if "appenv" in present else None
     parts["env"] = (
         _NO_ENVIRONMENT if sec is None else construct(Environment, items=(_text(sec, file),))
     )
-    sec = section("applabels", name)
+    sec = section("applabels", name) if "applabels" in present else None
     if sec is not None:
         parts["labels"] = _labels(sec, file)
-    sec = section("appfiles", name)
+    sec = section("appfiles", name) if "appfiles" in present else None
     if sec is not None:
         parts["files"] = tuple(
             FileEntry(src, dst or None, origin=Origin(file, sec.line + offset))
             for offset, line in body_entries(sec.body)
             for src, dst in [apptainer.split_appfiles_line(line)]
         )
-    sec = section("apphelp", name)
+    sec = section("apphelp", name) if "apphelp" in present else None
     if sec is not None:
         parts["help"] = HelpText(_text(sec, file).body)
     return construct(App, name=name, origin=Origin(file, raw.app_line(name)), **parts)
