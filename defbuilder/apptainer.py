@@ -138,7 +138,8 @@ def scan_lines(text: str) -> list[str]:
 #: simple case folding, under which ``s`` also matches the long s (U+017F); no other
 #: letter of "bootstrap" has a non-ASCII fold. The class spells that out, so the
 #: match does not depend on Python's own case-insensitive tables.
-STAGE_START = re.compile("^[bB][oO][oO][tT][sS\u017f][tT][rR][aA][pP]:", re.MULTILINE)
+_STAGE_WORD = "[bB][oO][oO][tT][sS\u017f][tT][rR][aA][pP]:"
+STAGE_START = re.compile("^" + _STAGE_WORD, re.MULTILINE)
 
 
 def is_stage_start(line: str) -> bool:
@@ -159,11 +160,7 @@ def is_section_line(line: str) -> bool:
 #: the same rules as patterns, so that a whole file is searched in one pass in C.
 #: The search looks for a line break first (a literal prefix is the fast case of
 #: Python's regex engine); the file's first line is matched on its own.
-_STAGE_OR_SECTION = (
-    "(?:[bB][oO][oO][tT][sS\u017f][tT][rR][aA][pP]:)|(?:["
-    + re.escape(GO_SPACE.replace("\n", ""))
-    + "]*%)"
-)
+_STAGE_OR_SECTION = f"(?:{_STAGE_WORD})|(?:[{re.escape(GO_SPACE.replace(chr(10), ''))}]*%)"
 _FIRST_LINE_MARK = re.compile(_STAGE_OR_SECTION)
 _NEXT_LINE_MARK = re.compile("\n(?:" + _STAGE_OR_SECTION + ")")
 

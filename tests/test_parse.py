@@ -422,3 +422,24 @@ def test_split_reads_stages_and_sections_like_the_oracle(body, final_newline):
         assert [s.args for s in stage.sections if s.name == "files"] == [
             args for args, _entries in oracle["files"]
         ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("%bBoOtTsSrRaApP:x #\t\r\v\f\x1c\x1f\x85\xa0\u2028\u3000\u017f\u212a")
+        ),
+        max_size=14,
+    )
+)
+def test_the_one_pass_search_finds_the_lines_the_line_rules_find(line):
+    # stage_and_section_lines (one search over a whole file) against the per-line
+    # rules (is_stage_start: deffile.go All; is_section_line: scanDefinitionFile).
+    from defbuilder.apptainer import is_section_line, is_stage_start, stage_and_section_lines
+
+    expected = [(0, True)] if is_section_line(line) else []
+    expected = [(0, False)] if is_stage_start(line) else expected
+    text = "x\n" + line + "\n"
+    assert stage_and_section_lines(line) == expected
+    assert stage_and_section_lines(text) == [(2, kind) for _offset, kind in expected]

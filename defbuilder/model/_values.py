@@ -262,9 +262,7 @@ def check_body(text: str, what: str, origin: Origin | None = None) -> None:
     A line whose first word starts with ``%`` starts a new section, and a line
     matching ``(?mi)^bootstrap:`` a new stage (``defbuilder.apptainer``).
     """
-    if "\x00" not in text and (
-        ("%" not in text and ":" not in text) or not has_stage_or_section_line(text)
-    ):
+    if "\x00" not in text and not has_stage_or_section_line(text):
         return  # searched in C; the lines are looked at only to report one
     for n, line in enumerate(text.split("\n"), start=1):
         if is_section_line(line):
