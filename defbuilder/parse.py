@@ -80,6 +80,10 @@ class RawSection(NamedTuple):
     body: str
     line: int
     app: str | None = None
+    #: Whether the section line has a space after the name: then its ``args`` (even
+    #: empty) replace those of an earlier section of the same name when Apptainer
+    #: merges them (deffile.go parseTokenSection: ``len(sectionSplit) == 2``).
+    spaced: bool = False
 
 
 class RawStage:
@@ -136,11 +140,17 @@ class RawStage:
             return None
         if len(found) == 1:
             return found[0]
-        args = ""
+        args, spaced = "", False
         for s in found:
-            if s.args:
-                args = s.args  # a later section with args overrides (parseTokenSection)
-        return RawSection(name, args, "".join(s.body for s in found), found[0].line, app)
+            if s.spaced:  # a later section with args (even empty ones) overrides
+                args, spaced = s.args, True
+        body = "".join(s.body for s in found)
+        return RawSection(name, args, body, found[0].line, app, spaced)
+
+    def parts(self, name: str, app: str | None = None) -> list[RawSection]:
+        """The sections with this name as written, in file order (``section``
+        merges them)."""
+        return self._by_key.get((name, app), [])
 
     def names(self, app: str | None = None) -> set[str]:
         """The section names present (of the stage, or of one app)."""
@@ -239,7 +249,7 @@ def _split(text: str) -> list[RawStage]:
         body = text[eol + 1 : next_offset].replace("\r\n", "\n") if eol < end else ""
         if body and body[-1] != "\n":
             body = (body[:-1] if body[-1] == "\r" else body) + "\n"
-        opened.append(RawSection(name, args, body, line, app))
+        opened.append(RawSection(name, args, body, line, app, " " in sec_line))
     return stages
 
 

@@ -116,7 +116,7 @@ def parse_stage(stage_text: str) -> dict[str, object]:
             split3 = first.lstrip("%").split(" ", 2)
             key = " ".join(split3[:2])
         sec = sections.setdefault(key, ["", ""])
-        if args and key.split(" ")[0] not in APP_SECTIONS:
+        if len(split) == 2 and key.split(" ")[0] not in APP_SECTIONS:  # even empty args
             sec[0] = args
         sec[1] += body
     return {"header": header, "sections": sections, "files": files}

@@ -378,6 +378,7 @@ _ORACLE_LINES = st.sampled_from(
         "Stage: s",
         "%post",
         "%post -c /bin/bash",
+        "%post ",
         " %runscript",
         "\t%environment x",
         "%labels",

@@ -65,6 +65,19 @@ def test_help_indentation_survives_changes_to_a_parsed_stage():
     assert "  indented\n" in again
 
 
+def test_a_later_section_line_with_a_space_resets_the_arguments():
+    # deffile.go parseTokenSection: the arguments of a repeated section are replaced
+    # whenever its line has a space after the name (SplitN gives two parts), even
+    # when nothing follows: "%post " makes the merged %post plain /bin/sh again.
+    text = "Bootstrap: docker\nFrom: x\n%post -c /bin/bash\necho a\n%post \necho b\n"
+    assert sections_as_apptainer_reads(text)["post"][0] == ""
+    post = parse(text).stages[0].post
+    assert (post.shell, post.args, post.body) == (None, "", "echo a\necho b")
+    kept = "Bootstrap: docker\nFrom: x\n%post -c /bin/bash\necho a\n%post\necho b\n"
+    assert parse(kept).stages[0].post.shell == "/bin/bash"
+    same_meaning(text)
+
+
 def test_app_sections_must_be_lower_case_like_apptainer():
     # deffile.go parseTokenSection keys an app section by its first word as written
     # ("AppRun a"); populateDefinition knows only lower-case app sections and stops

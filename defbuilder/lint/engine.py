@@ -120,12 +120,15 @@ def _context(path: str, text: str, policy: Mapping[str, Any]) -> Context:
     return Context(path, text, split_stages(text, path, strict=False), policy)
 
 
-def _dialect(section: RawSection) -> tuple[str | None, bool]:
+def _dialect(section: RawSection, merged_args: str | None = None) -> tuple[str | None, bool]:
     """(shellcheck shell, whether the body carries its own #! line), from the shell
-    Apptainer really runs the section with (``apptainer.SectionKind``)."""
+    Apptainer really runs the section with (``apptainer.SectionKind``).
+    ``merged_args``: the arguments of all sections of this name merged as Apptainer
+    merges them (``RawStage.section``), which choose the shell of a build script."""
     kind = section_kind(section.name)
     if kind is SectionKind.BUILD_SCRIPT:
-        inner = c_shell(section.args)  # /bin/sh -ex -c "SHELL ... script"
+        args = section.args if merged_args is None else merged_args
+        inner = c_shell(args)  # /bin/sh -ex -c "SHELL ... script"
         if inner:
             shell = os.path.basename(inner[0])
             return (shell if shell in _SC_SHELLS else None), False
@@ -200,7 +203,8 @@ class _Shellcheck:
     def _write(self, contexts: Sequence[Context]) -> None:
         for ci, ctx in enumerate(contexts):
             for si, sec in enumerate(ctx.sections()):
-                shell, own = _dialect(sec)
+                merged = ctx.raw[ctx.stage_at(sec.line)].section(sec.name, sec.app)
+                shell, own = _dialect(sec, None if merged is None else merged.args)
                 if shell is None or not go_trim(sec.body):
                     continue
                 lines = sec.body.rstrip("\n").count("\n") + 1

@@ -34,6 +34,7 @@ from ..apptainer import (
     AGENTS,
     APP_SECTIONS,
     BUILD_SECTIONS,
+    SHEBANG_SECTIONS,
     VALID_HEADER_KEYS,
     FilesSource,
     SectionKind,
@@ -292,25 +293,35 @@ _SET_E = re.compile(r"^[ \t]*+set[ \t]++-[a-z]*+e", re.M)
     good=_H + "\n%post -c /bin/bash -e\n    false\n    echo built\n" + _T,
 )
 def _bash_without_e(ctx: Context) -> Iterator[Hit]:
-    for sec in ctx.sections(*BUILD_SECTIONS):
-        rest = c_shell(sec.args) if sec.args else None
-        if rest is None:
-            continue
-        body = sec.body
-        if (
-            any(p.startswith("-") and "e" in p for p in rest[1:])
-            or _SET_E.search(body)
-            or "set -o errexit" in body
-        ):
-            continue
-        yield (
-            sec.line,
-            (
-                f"%{sec.name} {go_trim(sec.args)} runs `/bin/sh -ex -c "
-                f'"{" ".join(rest)} script"`: the inner shell has no -e and '
-                "goes on after a failing command; add -e or `set -e`"
-            ),
-        )
+    # Repeated sections run as one script with one set of arguments (RawStage.section).
+    for stage in ctx.raw:
+        for name in BUILD_SECTIONS:
+            merged = stage.section(name)
+            rest = c_shell(merged.args) if merged is not None and merged.args else None
+            if merged is None or rest is None:
+                continue
+            body = merged.body
+            if (
+                any(p.startswith("-") and "e" in p for p in rest[1:])
+                or _SET_E.search(body)
+                or "set -o errexit" in body
+            ):
+                continue
+            yield (
+                _args_line(stage, name),
+                (
+                    f"%{name} {go_trim(merged.args)} runs `/bin/sh -ex -c "
+                    f'"{" ".join(rest)} script"`: the inner shell has no -e and '
+                    "goes on after a failing command; add -e or `set -e`"
+                ),
+            )
+
+
+def _args_line(stage: RawStage, name: str) -> int:
+    """The line of the section whose arguments a repeated section runs with: the last
+    one with a space after its name (deffile.go parseTokenSection)."""
+    found = stage.parts(name)
+    return next((s.line for s in reversed(found) if s.spaced), found[0].line)
 
 
 @rule(
@@ -1081,6 +1092,41 @@ def _apt_cleanup(ctx: Context) -> Iterator[Hit]:
 
 
 # --- policy (from [tool.defbuilder.policy] or defbuilder.toml) -----------------------------
+
+
+@rule(
+    code="DB125",
+    name="repeated-section-args",
+    severity=Severity.WARNING,
+    summary="A repeated section whose lines run with another section line's arguments.",
+    why="Apptainer appends the bodies of repeated sections into one script and keeps "
+    "the arguments of the last section line that has a space after the name, even "
+    "an empty one (deffile.go parseTokenSection): `%post -c /bin/bash` followed by "
+    "`%post ` runs all of %post under /bin/sh. Merge the sections, or give each the "
+    "same arguments.",
+    bad=_H + "\n%post -c /bin/bash -e\n    shopt -s globstar\n%post \n    echo done\n" + _T,
+    good=_H + "\n%post -c /bin/bash -e\n    shopt -s globstar\n    echo done\n" + _T,
+)
+def _repeated_section_args(ctx: Context) -> Iterator[Hit]:
+    for stage in ctx.raw:
+        for name in (*BUILD_SECTIONS, *SHEBANG_SECTIONS):
+            found = stage.parts(name)
+            merged = stage.section(name) if len(found) > 1 else None
+            if merged is None:
+                continue
+            effective = _args_line(stage, name)
+            for sec in found:
+                if sec.line != effective and go_trim(sec.args) != go_trim(merged.args):
+                    yield (
+                        sec.line,
+                        (
+                            f"this %{name} runs with the arguments "
+                            f"{go_trim(merged.args) or '(none)'!r} of the %{name} at line "
+                            f"{effective}, not its own "
+                            f"{go_trim(sec.args) or '(none)'!r}: Apptainer merges "
+                            "repeated sections into one script with the last arguments"
+                        ),
+                    )
 
 
 @rule(
