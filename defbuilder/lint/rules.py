@@ -295,8 +295,9 @@ _SET_E = re.compile(r"^[ \t]*+set[ \t]++-[a-z]*+e", re.M)
 def _bash_without_e(ctx: Context) -> Iterator[Hit]:
     # Repeated sections run as one script with one set of arguments (RawStage.section).
     for stage in ctx.raw:
+        present = stage.names()
         for name in BUILD_SECTIONS:
-            merged = stage.section(name)
+            merged = stage.section(name) if name in present else None
             rest = c_shell(merged.args) if merged is not None and merged.args else None
             if merged is None or rest is None:
                 continue
@@ -315,6 +316,10 @@ def _bash_without_e(ctx: Context) -> Iterator[Hit]:
                     "goes on after a failing command; add -e or `set -e`"
                 ),
             )
+
+
+#: Sections whose arguments change how they run (util.go, metadata.go).
+_WITH_ARGS = (*BUILD_SECTIONS, *SHEBANG_SECTIONS)
 
 
 def _args_line(stage: RawStage, name: str) -> int:
@@ -1109,7 +1114,7 @@ def _apt_cleanup(ctx: Context) -> Iterator[Hit]:
 )
 def _repeated_section_args(ctx: Context) -> Iterator[Hit]:
     for stage in ctx.raw:
-        for name in (*BUILD_SECTIONS, *SHEBANG_SECTIONS):
+        for name in _WITH_ARGS:
             found = stage.parts(name)
             merged = stage.section(name) if len(found) > 1 else None
             if merged is None:
