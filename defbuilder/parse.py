@@ -441,7 +441,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
                 # ReadDefaults fills a map: a repeated key's last value wins.
                 declared[key] = BuildArg(key, value, origin=Origin(file, args.line + offset))
         sections["arguments"] = tuple(declared.values())
-    sections["apps"] = tuple(_app(raw, name, file) for name in raw.apps())
+    sections["apps"] = tuple([_app(raw, name, file) for name in raw.apps()])
     return construct(Stage, header=header, origin=Origin(file, raw.line), **sections)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from defbuilder import (
     App,
@@ -234,3 +236,14 @@ def test_mypy_strict_rejects_wrong_constructor_types(tmp_path):
     assert out.returncode == 1
     assert 'bad.py:3: error: Argument "labels" to "Stage"' in out.stdout
     assert 'bad.py:4: error: Argument "apps" to "Stage"' in out.stdout
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("a \n\r\t\x1c\x85\u2028\x0b")), max_size=12))
+def test_trim_end_drops_exactly_the_trailing_blank_lines(text):
+    from defbuilder.model._values import trim_end
+
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    assert trim_end(text) == "\n".join(lines)

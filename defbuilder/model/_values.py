@@ -246,14 +246,11 @@ def trim_end(text: str) -> str:
     """Drop trailing blank lines only (leading ones matter: a blank line above a
     runscript's ``#!`` makes Apptainer ignore it). A ``\\r`` at a line end is kept:
     it is part of the line (``render`` writes it so that Apptainer keeps it)."""
-    end = len(text)
-    while True:  # from the end, so that a long body is not split into lines
-        start = text.rfind("\n", 0, end) + 1
-        if text[start:end].strip():
-            return text[:end]
-        if start == 0:
-            return ""
-        end = start - 1
+    last = len(text.rstrip())  # the end of the last line that is not blank
+    if last == 0:
+        return ""
+    cut = text.find("\n", last)
+    return text if cut < 0 else text[:cut]
 
 
 def check_body(text: str, what: str, origin: Origin | None = None) -> None:
@@ -262,8 +259,10 @@ def check_body(text: str, what: str, origin: Origin | None = None) -> None:
     A line whose first word starts with ``%`` starts a new section, and a line
     matching ``(?mi)^bootstrap:`` a new stage (``defbuilder.apptainer``).
     """
-    if "\x00" not in text and not has_stage_or_section_line(text):
-        return  # searched in C; the lines are looked at only to report one
+    if "\x00" not in text and (
+        ("%" not in text and ":" not in text) or not has_stage_or_section_line(text)
+    ):
+        return  # searched in C (a section line needs a %, a stage start a :)
     for n, line in enumerate(text.split("\n"), start=1):
         if is_section_line(line):
             raise DefError(
