@@ -28,6 +28,7 @@ import functools
 import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
+from sys import intern
 from typing import Protocol
 
 __all__ = [
@@ -531,7 +532,8 @@ def read_header(lines: Iterable[tuple[int, str]]) -> list[tuple[str | None, str,
             if not sep:
                 add((None, f"header key {key} had no val", n))
                 continue
-            key, val, start = key.strip(ws).lower(), val.strip(ws), n
+            # interned: the same few keywords in every stage of a big file
+            key, val, start = intern(key.strip(ws).lower()), val.strip(ws), n
         else:
             key, val = key_cont, val_cont + trim.strip(ws)
             key_cont, val_cont = None, ""

@@ -28,7 +28,7 @@ Rules (deffile.go unless noted):
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -92,16 +92,7 @@ class RawStage:
     A plain class (not attrs): it is on the CLI's start-up path and never compared.
     """
 
-    __slots__ = (
-        "_app_lines",
-        "_by_key",
-        "_kinds",
-        "header",
-        "header_errors",
-        "header_lines",
-        "line",
-        "sections",
-    )
+    __slots__ = ("_index", "header", "header_errors", "header_lines", "line", "sections")
 
     def __init__(
         self,
@@ -117,25 +108,26 @@ class RawStage:
         self.line = line
         #: Problems Apptainer's header reader stops at: (line, message).
         self.header_errors = header_errors
-        index: dict[tuple[str, str | None], list[RawSection]] = {}
-        apps: dict[str, int] = {}
-        kinds: dict[str | None, set[str]] = {None: set()}
+        # app (None: the stage's own sections) -> section name -> its sections, all in
+        # first-seen order; one small dict per app, as a big file holds many stages
+        index: dict[str | None, dict[str, list[RawSection]]] = {None: {}}
         for sec in sections:
-            index.setdefault((sec.name, sec.app), []).append(sec)
-            if sec.app is not None and sec.app not in apps:
-                apps[sec.app] = sec.line
-                kinds[sec.app] = set()
-            kinds[sec.app].add(sec.name)
-        self._by_key = index
-        self._app_lines = apps
-        self._kinds = kinds
+            by_name = index.get(sec.app)
+            if by_name is None:
+                by_name = index[sec.app] = {}
+            found = by_name.get(sec.name)
+            if found is None:
+                by_name[sec.name] = [sec]
+            else:
+                found.append(sec)
+        self._index = index
 
     def __repr__(self) -> str:
         return f"RawStage(line={self.line}, header={self.header!r}, sections={len(self.sections)})"
 
     def section(self, name: str, app: str | None = None) -> RawSection | None:
         """All sections with this name merged as Apptainer does (bodies appended)."""
-        found = self._by_key.get((name, app))
+        found = self._index.get(app, {}).get(name)
         if not found:
             return None
         if len(found) == 1:
@@ -150,19 +142,19 @@ class RawStage:
     def parts(self, name: str, app: str | None = None) -> list[RawSection]:
         """The sections with this name as written, in file order (``section``
         merges them)."""
-        return self._by_key.get((name, app), [])
+        return self._index.get(app, {}).get(name, [])
 
-    def names(self, app: str | None = None) -> set[str]:
+    def names(self, app: str | None = None) -> Collection[str]:
         """The section names present (of the stage, or of one app)."""
-        return self._kinds[app]
+        return self._index[app].keys()
 
     def app_line(self, app: str) -> int:
         """The line of the first section of ``app``."""
-        return self._app_lines[app]
+        return next(iter(self._index[app].values()))[0].line
 
     def apps(self) -> list[str]:
         """App names in first-seen order (deffile.go ``appOrder``)."""
-        return list(self._app_lines)
+        return [app for app in self._index if app is not None]
 
 
 def _read_header(
@@ -393,7 +385,7 @@ def _stage(raw: RawStage, file: str | None, warnings: list[str]) -> Stage:
     section = raw.section
     sections: dict[str, Any] = {}
     files = []
-    for fsec in raw._by_key.get(("files", None), ()):
+    for fsec in raw.parts("files"):
         source, from_stage = files_source(fsec.args)
         if source is FilesSource.IGNORED:
             warnings.append(
