@@ -192,7 +192,7 @@ def section_name(line: str) -> tuple[str, str]:
     ('post', '-c /bin/bash')
     """
     name, _, args = line.lstrip("%").partition(" ")
-    return name.lower(), args
+    return intern(name.lower()), args  # interned: a big file repeats a few names
 
 
 def strip_args_comment(args: str) -> str:
