@@ -172,7 +172,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         sets=parse_sets(args.set),
         build_args=args.build_arg or (),
         by_inputs=args.name_by == "inputs",
-        hash_named=args.hash_name,
+        hash_named=args.hash_name or args.name_by == "output",
         staging=args.staging,
         osdf_prefix=args.osdf_prefix,
         apptainer_args=args.apptainer_arg or (),

@@ -324,6 +324,20 @@ def _recipe(tmp_path: Path) -> Path:
     return d / "recipe.py"
 
 
+@pytest.mark.parametrize("naming", [["--hash-name"], ["--name-by", "output"]])
+def test_build_names_the_image_by_its_content(tmp_path, fake_apptainer, naming):
+    # --name-by output is documented as the same as --hash-name
+    env, _log = fake_apptainer
+    recipe = _recipe(tmp_path)
+    out = run_cli(
+        "build", str(recipe), "-o", str(tmp_path / "app.sif"), *naming, env=env, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    produced = Path(out.stdout.strip())
+    assert produced.name == f"app-{hashlib.sha256(produced.read_bytes()).hexdigest()[:8]}.sif"
+    assert not (tmp_path / "app.sif").exists()
+
+
 def test_build_hash_name_matches_openssl(tmp_path, fake_apptainer):
     env, log = fake_apptainer
     recipe = _recipe(tmp_path)
