@@ -952,12 +952,45 @@ def write_job(job: CondorJob, directory: str) -> tuple[str, str]:
         raise DefError(f"--executable {job.executable!r}: that is the submit file's name")
     text = job.submit()
     check_submit(text, job.items(), job.queue_args(), where=sub)
+    script = job.wrapper()
+    _check_wrapper_unshared(wrapper, script, sub)
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise DefError(f"cannot make the directory: {exc.strerror}", file=directory) from None
-    write_outputs([(sub, text), (wrapper, job.wrapper())], executable=[wrapper])
+    write_outputs([(sub, text), (wrapper, script)], executable=[wrapper])
     return sub, wrapper
+
+
+_EXECUTABLE_LINE = re.compile(r"^[ \t]*executable[ \t]*=[ \t]*(.*?)[ \t]*$", re.I | re.M)
+
+
+def _check_wrapper_unshared(wrapper: str, script: str, sub: str) -> None:
+    """Refuse to change a wrapper that another submit file beside ``sub`` runs: that
+    job would run this job's workload. (Submit keys are case-insensitive: HTCondor
+    manual, "condor_submit", ``executable = <pathname>``.)"""
+    try:
+        with open(wrapper, encoding="utf-8", errors="replace") as fh:
+            if fh.read() == script:
+                return  # unchanged: sharing it changes nothing
+    except OSError:
+        return  # not there (or not readable: write_outputs reports it)
+    directory, name = os.path.split(wrapper)
+    for other in sorted(os.listdir(directory or ".")):
+        path = os.path.join(directory, other)
+        if not other.endswith(".sub") or os.path.abspath(path) == os.path.abspath(sub):
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                names = _EXECUTABLE_LINE.findall(fh.read())
+        except OSError:
+            continue
+        if name in names:
+            raise DefError(
+                f"{wrapper} is the wrapper {path} runs, with another workload: writing "
+                "this job's would change that job; give this job its own --executable "
+                "(the default is NAME.sh)",
+            )
 
 
 # --- build jobs and the build -> GPU check -> run DAG --------------------------------------

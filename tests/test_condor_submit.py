@@ -87,6 +87,26 @@ def test_the_wrapper_cannot_be_the_submit_file(cli, tmp_path, recipe):
     assert "--executable 'train.sub': that is the submit file's name" in out.stderr
 
 
+def test_a_wrapper_another_job_runs_is_not_changed(cli, tmp_path, recipe):
+    # two jobs naming the same --executable: the second would make the first run its
+    # workload; the same job written again (or the same wrapper) is fine
+    first = ("condor", recipe, "--image", "x.sif", "-o", tmp_path, "--executable", "run.sh")
+    assert cli(*first, "--name", "a", "--command", "echo", "--command", "a").returncode == 0
+    before = (tmp_path / "run.sh").read_text()
+    assert (
+        cli(*first, "--name", "a", "--command", "echo", "--command", "A").returncode == 0
+    )  # its own
+    again = cli(*first, "--name", "a", "--command", "echo", "--command", "a")
+    assert again.returncode == 0 and (tmp_path / "run.sh").read_text() == before
+    same = cli(*first, "--name", "b", "--command", "echo", "--command", "a")
+    assert same.returncode == 0  # the same workload: nothing changes for a.sub
+    out = cli(*first, "--name", "c", "--command", "echo", "--command", "c")
+    assert out.returncode == 2 and out.stdout == ""
+    assert "run.sh is the wrapper" in out.stderr and "own --executable" in out.stderr
+    assert (tmp_path / "run.sh").read_text() == before
+    assert not (tmp_path / "c.sub").exists()
+
+
 # --- the injections, refused with the option and nothing written --------------------
 
 
