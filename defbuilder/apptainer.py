@@ -28,6 +28,7 @@ import functools
 import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import pairwise
 from sys import intern
 from typing import Protocol
 
@@ -38,6 +39,7 @@ __all__ = [
     "BUILD_SECTIONS",
     "GO_SPACE",
     "HEADER_KEYWORD_SPELLING",
+    "MAX_TOKEN",
     "PLACEHOLDER",
     "REQUIRED_KEYS",
     "SECTIONS",
@@ -66,6 +68,7 @@ __all__ = [
     "is_section_line",
     "is_stage_start",
     "is_valid_header_key",
+    "oversized_pieces",
     "protect_line_ends",
     "read_arguments",
     "read_header",
@@ -80,6 +83,7 @@ __all__ = [
     "split_files_line",
     "stage_and_section_lines",
     "strip_args_comment",
+    "too_long_message",
 ]
 
 #: Where the rules below were read; cite ``SOURCE + "path"`` in messages and docs.
@@ -177,6 +181,59 @@ def stage_and_section_lines(text: str) -> list[tuple[int, bool]]:
     marks = [(0, first.group()[-1] == "%")] if first else []
     marks += [(m.start() + 1, m.group()[-1] == "%") for m in _NEXT_LINE_MARK.finditer(text)]
     return marks
+
+
+#: Go's ``bufio.MaxScanTokenSize``. deffile.go ``ParseDefinitionFile`` reads each
+#: stage with a ``bufio.Scanner`` (split function ``scanDefinitionFile``) and never
+#: enlarges its buffer, so every piece it cuts (the header, each section with its
+#: body) must fit in 64 KiB together with the next section line; else the build
+#: stops with "bufio.Scanner: token too long".
+MAX_TOKEN = 64 * 1024
+
+
+def oversized_pieces(
+    text: str, marks: list[tuple[int, bool]] | None = None
+) -> list[tuple[int, int]]:
+    """``(offset, bytes)`` of each piece Apptainer's scanner cannot hold: the bytes
+    from the piece's start to the end of the line that starts the next piece of the
+    stage, or to the stage's end plus one (the buffer needs room to learn that the
+    input ended: ``bufio.Scanner.Scan``). ``marks``: ``stage_and_section_lines(text)``.
+
+    >>> oversized_pieces("Bootstrap: docker\\n%post\\n" + "echo\\n" * 20000)
+    [(18, 100007)]
+    """
+    end = len(text)
+    if (end + 1) * 4 <= MAX_TOKEN:
+        return []  # no piece can be larger: UTF-8 takes at most 4 bytes a character
+    if marks is None:
+        marks = stage_and_section_lines(text)
+    found = []
+    starts = [(0, False)] if not marks or marks[0][0] > 0 else []
+    bounds = [*starts, *marks, (end, False)]
+    for (start, _kind), (following, is_section) in pairwise(bounds):
+        if start == following:
+            continue  # the empty text before a file's first stage
+        if is_section:  # the scanner must see the whole next section line
+            eol = text.find("\n", following)
+            stop, at_eof = (end, True) if eol < 0 else (eol + 1, False)
+        else:
+            stop, at_eof = following, True
+        size = stop - start + at_eof
+        if size * 4 > MAX_TOKEN:
+            size = len(text[start:stop].encode("utf-8", "surrogatepass")) + at_eof
+            if size > MAX_TOKEN:
+                found.append((start, size))
+    return found
+
+
+def too_long_message(what: str, size: int) -> str:
+    """Why a piece ``oversized_pieces`` found stops the build."""
+    return (
+        f"{what} is {size} bytes up to the next section line; Apptainer reads a "
+        f"definition in pieces of at most {MAX_TOKEN} bytes (deffile.go "
+        "ParseDefinitionFile, Go's bufio.Scanner) and stops with 'bufio.Scanner: token "
+        "too long'; move the commands into a script copied in with %files"
+    )
 
 
 def has_stage_or_section_line(text: str) -> bool:

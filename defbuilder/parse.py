@@ -41,10 +41,12 @@ from .apptainer import (
     files_source,
     get_labels,
     go_trim,
+    oversized_pieces,
     scan_lines,
     section_name,
     split_files_line,
     stage_and_section_lines,
+    too_long_message,
 )
 from .errors import DefError, Origin
 from .model._values import BuildArg, construct, is_arg_name
@@ -92,7 +94,7 @@ class RawStage:
     A plain class (not attrs): it is on the CLI's start-up path and never compared.
     """
 
-    __slots__ = ("_index", "header", "header_errors", "header_lines", "line", "sections")
+    __slots__ = ("_index", "header", "header_lines", "line", "read_errors", "sections")
 
     def __init__(
         self,
@@ -100,14 +102,15 @@ class RawStage:
         header_lines: dict[str, int],
         sections: tuple[RawSection, ...],
         line: int,
-        header_errors: tuple[tuple[int, str], ...] = (),
+        read_errors: tuple[tuple[int, str], ...] = (),
     ) -> None:
         self.header = header
         self.header_lines = header_lines
         self.sections = sections
         self.line = line
-        #: Problems Apptainer's header reader stops at: (line, message).
-        self.header_errors = header_errors
+        #: Problems Apptainer's reader stops at in this stage (a header line it cannot
+        #: read, a piece too large for its scanner): (line, message).
+        self.read_errors = read_errors
         # app (None: the stage's own sections) -> section name -> its sections, all in
         # first-seen order; one small dict per app, as a big file holds many stages
         index: dict[str | None, dict[str, list[RawSection]]] = {None: {}}
@@ -194,7 +197,9 @@ def _split(text: str) -> list[RawStage]:
     # in ':', a section line's in '%'. The end of the text closes the last stage.
     end = len(text)
     marks = stage_and_section_lines(text)
+    oversized = dict(oversized_pieces(text, marks))  # offset -> bytes; {} below 16 KiB
     marks.append((end, False))
+    too_long: list[tuple[int, str]] = []  # this stage's pieces the scanner cannot hold
     stages: list[RawStage] = []
     count, find = text.count, text.find
     line, pos = 1, 0  # the line number at offset pos
@@ -211,9 +216,13 @@ def _split(text: str) -> list[RawStage]:
             head_text = text[chunk_start : offset if head_end < 0 else head_end]
             head = enumerate(scan_lines(head_text), start=chunk_line)
             header, where, errors = _read_header(head)
+            if head_text and chunk_start in oversized:
+                problem = too_long_message("the header", oversized[chunk_start])
+                errors.insert(0, (chunk_line, problem))
+            errors += too_long
             if header or opened or errors:  # else comments only: errEmptyDefinition
                 stages.append(RawStage(header, where, tuple(opened), chunk_line, tuple(errors)))
-            chunk_start, chunk_line, head_end, opened = offset, line, -1, []
+            chunk_start, chunk_line, head_end, opened, too_long = offset, line, -1, [], []
             continue
         eol = find("\n", offset)
         if eol < 0:
@@ -242,6 +251,8 @@ def _split(text: str) -> list[RawStage]:
         if body and body[-1] != "\n":
             body = (body[:-1] if body[-1] == "\r" else body) + "\n"
         opened.append(RawSection(name, args, body, line, app, " " in sec_line))
+        if offset in oversized:
+            too_long.append((line, too_long_message(f"%{name} with its body", oversized[offset])))
     return stages
 
 
@@ -266,8 +277,8 @@ def check_strict(stages: list[RawStage], file: str | None) -> None:
                     file=file,
                     line=sec.line,
                 )
-        if stage.header_errors:
-            n, message = stage.header_errors[0]
+        if stage.read_errors:
+            n, message = stage.read_errors[0]
             raise DefError(message, file=file, line=n)
     if not stages:
         raise DefError("no stages found in definition file", file=file, line=1)

@@ -21,7 +21,8 @@ apt-get update
 
 from __future__ import annotations
 
-from .apptainer import BUILD_SECTIONS, protect_line_ends
+from .apptainer import BUILD_SECTIONS, oversized_pieces, protect_line_ends, too_long_message
+from .errors import DefError, Origin
 from .model import (
     App,
     BuildArg,
@@ -208,8 +209,32 @@ def render(what: Recipe | Stage) -> str:
     """The .def text of a recipe (all its stages), validated as a whole, or of one stage.
 
     A single stage is rendered as a fragment: its ``%files from`` are not checked.
+    Either way, a piece too large for Apptainer's reader is refused
+    (``apptainer.oversized_pieces``).
     """
-    if isinstance(what, Stage):
-        return render_stage(what)
-    what.validate()
-    return "\n".join(render_stage(s) for s in what.stages)
+    stages = [what] if isinstance(what, Stage) else list(what.stages)
+    if isinstance(what, Recipe):
+        what.validate()
+    texts = [render_stage(s) for s in stages]
+    text = "\n".join(texts)
+    for offset, size in oversized_pieces(text):
+        for stage, stage_text in zip(stages, texts, strict=True):
+            if offset < len(stage_text) + 1:
+                piece, origin = _piece(stage, stage_text, offset)
+                raise DefError(too_long_message(piece, size), origin=origin)
+            offset -= len(stage_text) + 1
+    return text
+
+
+def _piece(stage: Stage, text: str, offset: int) -> tuple[str, Origin]:
+    """How to name the piece of a rendered stage that starts at ``offset``, and the
+    origin of the model value that made it."""
+    words = text[offset : text.find("\n", offset)].split(" ")
+    if not words[0].startswith("%"):
+        return "the header", stage.header.origin
+    name = words[0][1:]
+    if name.startswith("app") and len(words) > 1:
+        app = next((a for a in stage.apps if a.name == words[1]), None)
+        return f"%{name} {words[1]}", app.origin if app is not None else stage.origin
+    origin = getattr(getattr(stage, name, None), "origin", None)
+    return f"%{name} with its body", origin if isinstance(origin, Origin) else stage.origin

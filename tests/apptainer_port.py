@@ -150,3 +150,79 @@ def placeholders(text: str) -> list[str]:
                 continue
             found.append(m.group(1))
     return found
+
+
+# --- bufio.Scanner with scanDefinitionFile (deffile.go ParseDefinitionFile) ---------------
+# A literal port of Go's bufio.Scanner.Scan buffer handling (src/bufio/scan.go:
+# startBufSize 4096, doubled up to MaxScanTokenSize 64 KiB, ErrTooLong when a full
+# buffer at that size holds no token) reading a bytes.Reader, to tell whether
+# Apptainer can read a stage at all. ASCII white space only (the tests use no other).
+
+MAX_SCAN_TOKEN_SIZE = 64 * 1024
+START_BUF_SIZE = 4096
+
+
+def _scan_lines(data: bytes, at_eof: bool) -> tuple[int, bytes | None]:
+    if at_eof and not data:
+        return 0, None
+    i = data.find(b"\n")
+    if i >= 0:
+        line = data[:i]
+        return i + 1, line[:-1] if line.endswith(b"\r") else line
+    if at_eof:
+        return len(data), data[:-1] if data.endswith(b"\r") else data
+    return 0, None
+
+
+def _scan_definition_file(data: bytes, at_eof: bool) -> tuple[int, bytes | None]:
+    in_section, retbuf, advance = False, b"", 0
+    while advance < len(data):
+        a, line = _scan_lines(data[advance:], at_eof)
+        if line is None:
+            return 0, None
+        if line.lstrip(b" \t\v\f\r").startswith(b"%"):
+            if in_section or advance != 0:
+                return advance, retbuf
+            retbuf += line + b"\n"
+            in_section = True
+        else:
+            retbuf += line + b"\n"
+        advance += a
+        if a == 0:
+            break
+    if not at_eof:
+        return 0, None
+    return advance, retbuf or None  # Go: an unwritten bytes.Buffer's Bytes() is nil
+
+
+def scanner_too_long(stage: bytes) -> bool:
+    """Whether bufio.Scanner stops with ErrTooLong on this stage's bytes."""
+    buf = bytearray()
+    start = end = pos = 0
+    eof = False
+    while True:
+        while True:  # Scan(): one token
+            if end > start or eof:
+                advance, token = _scan_definition_file(bytes(buf[start:end]), eof)
+                start += advance
+                if token is not None:
+                    break
+            if eof:
+                return False  # all read, no error
+            if start > 0 and (end == len(buf) or start > len(buf) // 2):
+                buf[: end - start] = buf[start:end]
+                end -= start
+                start = 0
+            if end == len(buf):
+                if len(buf) >= MAX_SCAN_TOKEN_SIZE:
+                    return True  # ErrTooLong
+                size = min(len(buf) * 2 or START_BUF_SIZE, MAX_SCAN_TOKEN_SIZE)
+                new = bytearray(size)
+                new[: end - start] = buf[start:end]
+                buf, end, start = new, end - start, 0
+            n = min(len(buf) - end, len(stage) - pos)  # bytes.Reader.Read
+            if n == 0:
+                eof = True
+            else:
+                buf[end : end + n] = stage[pos : pos + n]
+                end, pos = end + n, pos + n

@@ -298,7 +298,7 @@ def test_continued_header_values_are_findings_not_crashes(header, tmp_path):
     assert set(stage.header) <= set(stage.header_lines)
     findings = lint_text(text, "x.def", shellcheck=False)
     errors = {(f.line, f.message) for f in findings if f.code == "DB100"}
-    assert set(stage.header_errors) <= errors  # each of Apptainer's header errors, once
+    assert set(stage.read_errors) <= errors  # each of Apptainer's header errors, once
     assert len([f for f in findings if f.code == "DB100"]) == len(errors)
     assert findings and any(f.severity is Severity.ERROR for f in findings)
     path = tmp_path / "x.def"
@@ -505,3 +505,11 @@ def test_many_placeholders_on_one_line():
     line = "    echo {{ A }} x#!{{ A }}" + " {{ A }} # " * 300 + "\n"
     text = "Bootstrap: docker\nFrom: ubuntu:24.04\n%arguments\n    A=1\n%post\n" + line
     assert [m.group(1) for m in build_arg_uses(text)] == _go_new_reader(text) == ["A"] * 3
+
+
+def test_a_section_too_large_for_apptainers_scanner_is_db100():
+    # deffile.go ParseDefinitionFile reads a stage with a 64 KiB bufio.Scanner
+    body = "".join(f"    echo {i:05d} {'a' * 55}\n" for i in range(1500))
+    text = "Bootstrap: docker\nFrom: x\n\n%post\n" + body + "%test\n    true\n"
+    [hit] = [f for f in lint_text(text, shellcheck=False) if f.code == "DB100"]
+    assert hit.line == 4 and "token too long" in hit.message

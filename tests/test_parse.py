@@ -444,3 +444,65 @@ def test_the_one_pass_search_finds_the_lines_the_line_rules_find(line):
     text = "x\n" + line + "\n"
     assert stage_and_section_lines(line) == expected
     assert stage_and_section_lines(text) == [(2, kind) for _offset, kind in expected]
+
+
+# --- pieces too large for Apptainer's scanner (deffile.go ParseDefinitionFile reads each
+# stage with a bufio.Scanner of at most 64 KiB; tests/apptainer_port.py simulates it) ------
+
+
+def _stage_with_piece(size: int, after: str = "", char: str = "x") -> str:
+    """A stage whose %post piece (section line and body) is ``size`` bytes."""
+    head = "Bootstrap: docker\nFrom: x\n"
+    piece = "%post\n"
+    line = char * 100 + "\n"
+    while len((piece + line).encode()) < size:  # room for the last line's \n
+        piece += line
+    rest = size - len(piece.encode()) - 1
+    piece += "y" * rest + "\n"
+    assert len(piece.encode()) == size
+    return head + piece + after
+
+
+@pytest.mark.parametrize(
+    ("size", "after", "char"),
+    [
+        (65535, "", "x"),  # the last piece: the buffer needs one byte more to see EOF
+        (65536, "", "x"),
+        (65530, "%test\n", "x"),  # else up to the end of the next section line
+        (65531, "%test\n", "x"),
+        (65530, "%test\ntrue\n", "é"),  # bytes, not characters
+        (65531, "%test\ntrue\n", "é"),
+        (40000, "%test\n" + "z" * 30000 + "\n", "x"),  # each piece on its own
+    ],
+)
+def test_pieces_too_large_for_apptainers_scanner_are_refused(size, after, char):
+    import apptainer_port as port
+
+    text = _stage_with_piece(size, after, char)
+    refused = port.scanner_too_long(text.encode())
+    if refused:
+        with pytest.raises(DefError, match=r"bufio\.Scanner: token too long") as err:
+            parse(text, "big.def")
+        assert err.value.line == 3
+    else:
+        parse(text, "big.def")
+
+
+def test_the_scanner_limit_agrees_with_the_simulated_scanner():
+    import random
+
+    import apptainer_port as port
+
+    rng = random.Random(20261127)
+    for _ in range(40):
+        text = "Bootstrap: docker\nFrom: x\n"
+        for _section in range(rng.randint(1, 3)):
+            size = rng.choice([rng.randint(65400, 65600), rng.randint(20, 300)])
+            after = rng.choice(["", "%runscript -c x\n", "  %test\n"])
+            head = len("Bootstrap: docker\nFrom: x\n")
+            text += _stage_with_piece(size, after, rng.choice("xé"))[head:]
+        if rng.random() < 0.3:
+            text = text.rstrip("\n")
+        stages = split_stages(text, "big.def", strict=False)
+        ours = any("token too long" in m for s in stages for _n, m in s.read_errors)
+        assert ours == port.scanner_too_long(text.encode()), [len(text)]

@@ -185,3 +185,25 @@ def test_two_stage_recipe_has_files_from_build():
     assert [s["header"]["stage"] for s in stages] == ["build", "final"]
     assert stages[1]["files"] == [("from build", [("/app/bin", "")])]
     assert "\n\nBootstrap: docker\nFrom: ubuntu:24.04\nStage: final\n" in text
+
+
+def test_render_refuses_a_piece_apptainers_scanner_cannot_read(tmp_path):
+    # deffile.go ParseDefinitionFile: a bufio.Scanner of at most 64 KiB per section
+    import apptainer_port as port
+    from conftest import run_cli
+
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(
+        "from defbuilder import Header, Stage\n"
+        "body = '\\n'.join(f'echo {i:05d} ' + 'a' * 60 for i in range(1100))\n"
+        "recipe = Stage(Header.docker('ubuntu:24.04'), post=body, runscript='exec true')\n"
+    )
+    out = run_cli("render", str(recipe))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith(f"defbuilder: error: {recipe}:3: %post with its body is ")
+    assert "bufio.Scanner: token too long" in out.stderr
+    fits = recipe.read_text().replace("range(1100)", "range(900)")
+    recipe.write_text(fits)
+    out = run_cli("render", str(recipe))
+    assert out.returncode == 0, out.stderr
+    assert not port.scanner_too_long(out.stdout.encode())

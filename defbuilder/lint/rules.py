@@ -225,7 +225,7 @@ def _not_linted(ctx: Context) -> Iterator[Hit]:
 )
 def _does_not_parse(ctx: Context) -> Iterator[Hit]:
     seen: set[Hit] = set()
-    for hit in [*(e for stage in ctx.raw for e in stage.header_errors), *ctx.parse_errors]:
+    for hit in [*(e for stage in ctx.raw for e in stage.read_errors), *ctx.parse_errors]:
         if hit not in seen:
             seen.add(hit)
             yield hit
