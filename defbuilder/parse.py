@@ -49,7 +49,7 @@ from .apptainer import (
     too_long_message,
 )
 from .errors import DefError, Origin
-from .model._values import BuildArg, construct, is_arg_name
+from .model._values import BuildArg, check_body, construct, is_arg_name
 from .model.header import HEADER_KEYWORDS as HEADER_FIELDS
 from .model.header import Header
 from .model.sections import (
@@ -299,12 +299,24 @@ def _files_entries(section: RawSection, file: str | None) -> tuple[FileEntry, ..
 
 def _text(section: RawSection, file: str | None) -> Script:
     """A body kept as written (``%help``, app scripts, ``%appenv``)."""
+    _check_lines(section, file)
     return Script(section.body, verbatim=True, origin=Origin(file, section.line))
+
+
+def _check_lines(section: RawSection, file: str | None) -> None:
+    """What the model refuses in a parsed body (a NUL byte: Apptainer's reader keeps
+    it), reported at its own line rather than at the section's."""
+    if "\x00" in section.body:
+        name = section.name if section.app is None else f"{section.name} {section.app}"
+        check_body(
+            section.body, f"%{name}", Origin(file, section.line), first_line=section.line + 1
+        )
 
 
 def _script(section: RawSection | None, file: str | None, build: bool) -> Script:
     if section is None or not go_trim(section.body):
         return EMPTY_SCRIPT  # an empty section runs nothing, whatever its arguments
+    _check_lines(section, file)
     origin = Origin(file, section.line)
     if not section.args:
         return Script(section.body, verbatim=True, origin=origin)

@@ -506,3 +506,13 @@ def test_the_scanner_limit_agrees_with_the_simulated_scanner():
         stages = split_stages(text, "big.def", strict=False)
         ours = any("token too long" in m for s in stages for _n, m in s.read_errors)
         assert ours == port.scanner_too_long(text.encode()), [len(text)]
+
+
+def test_a_nul_byte_is_reported_at_its_own_line():
+    text = "Bootstrap: docker\nFrom: x\n%post\n  echo a\n  echo a\x00b\n%apprun x\n\x00\n"
+    with pytest.raises(DefError, match="NUL") as err:
+        parse(text, "n.def")
+    assert (err.value.file, err.value.line) == ("n.def", 5)
+    with pytest.raises(DefError, match="apprun x") as err:
+        parse(text.replace("a\x00b", "ab"), "n.def")
+    assert err.value.line == 7

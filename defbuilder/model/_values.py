@@ -253,17 +253,23 @@ def trim_end(text: str) -> str:
     return text if cut < 0 else text[:cut]
 
 
-def check_body(text: str, what: str, origin: Origin | None = None) -> None:
+def check_body(
+    text: str, what: str, origin: Origin | None = None, *, first_line: int | None = None
+) -> None:
     """Reject body lines that Apptainer's parser would not keep in the section.
 
     A line whose first word starts with ``%`` starts a new section, and a line
     matching ``(?mi)^bootstrap:`` a new stage (``defbuilder.apptainer``).
+    ``first_line``: the file line of the body's first line (a .def being parsed):
+    the error then names the line itself.
     """
     if "\x00" not in text and (
         ("%" not in text and ":" not in text) or not has_stage_or_section_line(text)
     ):
         return  # searched in C (a section line needs a %, a stage start a :)
     for n, line in enumerate(text.split("\n"), start=1):
+        if first_line is not None:
+            origin = Origin(origin.file if origin else None, first_line + n - 1)
         if is_section_line(line):
             raise DefError(
                 f"{what}, body line {n} ({line.strip()!r}) starts with '%': Apptainer "
