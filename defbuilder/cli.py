@@ -542,7 +542,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "try",
         help="perform run/exec/shell/test/start as Apptainer would, without building",
         description="Write what Apptainer would put in /.singularity.d for FILE's last stage "
-        "and perform ACTION with it on this machine's own tools (docs/runtime.md).",
+        "and perform ACTION with it on this machine's own tools (docs/runtime.md). "
+        "Options for try go before FILE: everything after ACTION goes to the program, "
+        "as with apptainer (`try --app train app.def run`, not `try app.def run --app "
+        "train`).",
     )
     try_.add_argument("file", metavar="FILE", help="a .def file or a recipe script (.py) to enter")
     try_.add_argument(

@@ -170,8 +170,12 @@ def load_module(path: str) -> ModuleType:
     try:
         with open(path, "rb") as fh:
             source = fh.read()
-    except (FileNotFoundError, IsADirectoryError):
+    except FileNotFoundError:
         raise DefError("no such recipe file", file=path) from None
+    except IsADirectoryError:
+        raise DefError(
+            "is a directory; give the recipe script in it (e.g. DIR/recipe.py)", file=path
+        ) from None
     except OSError as exc:
         raise DefError(f"cannot read recipe: {exc.strerror}", file=path) from None
     if path.lower().endswith(".def"):

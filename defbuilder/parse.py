@@ -263,7 +263,13 @@ def check_strict(stages: list[RawStage], file: str | None) -> None:
     for stage in stages:
         for sec in stage.sections:
             if sec.app == "":
-                raise DefError(f"app section %{sec.name} has no app name", file=file, line=sec.line)
+                raise DefError(
+                    f"app section %{sec.name} has no app name: Apptainer takes the word "
+                    f"after the first single space (`%{sec.name} NAME`; two spaces make "
+                    "an empty name)",
+                    file=file,
+                    line=sec.line,
+                )
             if sec.app is None and sec.name not in SECTIONS:
                 raise DefError(
                     f"invalid section(s) specified: {sec.name!r} (Apptainer refuses it)",

@@ -217,6 +217,15 @@ def test_missing_file():
     assert out.returncode == 2 and "/no/such/recipe.py: no such recipe file" in out.stderr
 
 
+def test_a_directory_is_not_a_recipe(tmp_path):
+    out = run_cli("render", str(tmp_path))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == (
+        f"defbuilder: error: {tmp_path}: is a directory; give the recipe script in it "
+        "(e.g. DIR/recipe.py)\n"
+    )
+
+
 def test_render_does_not_import_torch_or_jinja2(tmp_path):
     recipe = write(tmp_path, TWO_STAGE)
     code = (

@@ -516,3 +516,11 @@ def test_a_nul_byte_is_reported_at_its_own_line():
     with pytest.raises(DefError, match="apprun x") as err:
         parse(text.replace("a\x00b", "ab"), "n.def")
     assert err.value.line == 7
+
+
+@pytest.mark.parametrize("line", ["%apprun", "%apprun  foo", "%apprun "])
+def test_an_app_section_without_a_name_says_where_the_name_goes(line):
+    # deffile.go parseTokenSection: SplitN(line, " ", 3); the app is the second part
+    with pytest.raises(DefError, match="two spaces make an empty name") as err:
+        parse(f"Bootstrap: docker\nFrom: x\n{line}\n  echo\n", "a.def")
+    assert err.value.line == 3
