@@ -1096,9 +1096,6 @@ def _apt_cleanup(ctx: Context) -> Iterator[Hit]:
             )
 
 
-# --- policy (from [tool.defbuilder.policy] or defbuilder.toml) -----------------------------
-
-
 @rule(
     code="DB125",
     name="repeated-section-args",
@@ -1132,6 +1129,9 @@ def _repeated_section_args(ctx: Context) -> Iterator[Hit]:
                             "repeated sections into one script with the last arguments"
                         ),
                     )
+
+
+# --- policy (from [tool.defbuilder.policy] or defbuilder.toml) -----------------------------
 
 
 @rule(
