@@ -19,7 +19,11 @@ Rules (deffile.go unless noted):
 * unknown section names are an error (``populateDefinition``: "invalid section(s)
   specified"), as is an app section without a name;
 * header lines are ``key: value``; ``#`` starts a comment anywhere on the line;
-  keys are case-insensitive; a trailing ``\\`` continues the value (``doHeader``).
+  keys are case-insensitive; a trailing ``\\`` continues the value (``doHeader``);
+* a repeated section's bodies are appended; its arguments are those of the last
+  line with a space after the name, even none (``parseTokenSection``);
+* each stage is read with a ``bufio.Scanner`` of at most 64 KiB a piece (header,
+  or section with its body, and the next section line: ``ParseDefinitionFile``).
 
 >>> [s.sections[0].name for s in split_stages("Bootstrap: docker\\nFrom: x\\n%post\\necho\\n")]
 ['post']
@@ -258,8 +262,8 @@ def _split(text: str) -> list[RawStage]:
 
 def check_strict(stages: list[RawStage], file: str | None) -> None:
     """What Apptainer refuses in the split: an unknown (or indented) section name,
-    an app section without an app name, a header line it cannot read, no stage.
-    The first problem in file order is raised."""
+    an app section without an app name, a header line it cannot read, a piece too
+    large for its scanner, no stage. Stage by stage, the first problem is raised."""
     for stage in stages:
         for sec in stage.sections:
             if sec.app == "":
