@@ -151,6 +151,10 @@ class RawStage:
         merges them)."""
         return self._index.get(app, {}).get(name, [])
 
+    def repeated(self, app: str | None = None) -> list[str]:
+        """The section names written more than once (of the stage, or of one app)."""
+        return [name for name, found in self._index[app].items() if len(found) > 1]
+
     def names(self, app: str | None = None) -> Collection[str]:
         """The section names present (of the stage, or of one app)."""
         return self._index[app].keys()

@@ -1111,9 +1111,10 @@ def _apt_cleanup(ctx: Context) -> Iterator[Hit]:
 )
 def _repeated_section_args(ctx: Context) -> Iterator[Hit]:
     for stage in ctx.raw:
-        for name in _WITH_ARGS:
-            found = stage.parts(name)
-            merged = stage.section(name) if len(found) > 1 else None
+        repeated = stage.repeated()
+        for name in _WITH_ARGS if repeated else ():
+            found = stage.parts(name) if name in repeated else []
+            merged = stage.section(name) if found else None
             if merged is None:
                 continue
             effective = _args_line(stage, name)
