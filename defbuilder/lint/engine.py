@@ -75,6 +75,9 @@ _SC_MAX_LINES = 2_000
 _SC_MAX_CHARS = 256 * 1024
 #: Seconds shellcheck may run in all; then it is killed and lint stops with an error.
 _SC_TIMEOUT_S = 300.0
+#: Bytes of scripts from which shellcheck runs as one process per available CPU, each
+#: on a share of the sections: it checks some 50 KB a second, one process on one CPU.
+_SC_PARALLEL_BYTES = 64 * 1024
 
 
 def rule_codes(codes: Iterable[str], option: str = "--select") -> set[str]:
@@ -183,11 +186,12 @@ class _Shellcheck:
         self.tmp = tempfile.TemporaryDirectory(prefix="defbuilder-lint-")
         #: temp file -> (context, .def line of the file's line 0, last line it may name)
         self.jobs: dict[str, tuple[Context, int, int]] = {}
+        self.sizes: dict[str, int] = {}  # temp file -> characters
         self.outputs: list[str] = []
         self.error: str | None = None
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
-        self.proc: subprocess.Popen[str] | None = None
+        self.procs: list[subprocess.Popen[str]] = []
         self.cancelled = False
         if exe is None:
             return
@@ -233,23 +237,52 @@ class _Shellcheck:
                 with open(name, "w", encoding="utf-8", errors="replace") as fh:
                     fh.write(text)
                 self.jobs[name] = (ctx, offset, last)
+                self.sizes[name] = len(text)
 
     def _run(self, exe: str) -> None:
+        """Run the groups of ``_groups`` at once (the first in this thread)."""
+        deadline = time.monotonic() + _SC_TIMEOUT_S
+        first, *others = self._groups()
+        helpers = [
+            threading.Thread(target=self._run_group, args=(exe, group, deadline), daemon=True)
+            for group in others
+        ]
+        for helper in helpers:
+            helper.start()
+        self._run_group(exe, first, deadline)
+        for helper in helpers:
+            helper.join()
+
+    def _groups(self) -> list[list[str]]:
+        """The sections split into one share per available CPU when there is enough
+        to check (``_SC_PARALLEL_BYTES``), largest first to the least loaded share."""
+        if sum(self.sizes.values()) < _SC_PARALLEL_BYTES:
+            return [list(self.jobs)]
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        count = max(1, min(cpus, len(self.jobs)))
+        groups: list[list[str]] = [[] for _ in range(count)]
+        loads = [0] * count
+        for name in sorted(self.jobs, key=lambda n: -self.sizes[n]):
+            i = loads.index(min(loads))
+            groups[i].append(name)
+            loads[i] += self.sizes[name]
+        return groups
+
+    def _run_group(self, exe: str, names: list[str], deadline: float) -> None:
         batches: list[list[str]] = [[]]
         size = 0
-        for name in self.jobs:
+        for name in names:
             if size + len(name) > _SC_ARGS_PER_RUN and batches[-1]:
                 batches.append([])
                 size = 0
             batches[-1].append(name)
             size += len(name) + 1
-        deadline = time.monotonic() + _SC_TIMEOUT_S
         for batch in batches:
             with self.lock:
-                if self.cancelled:
+                if self.cancelled or self.error is not None:
                     return
                 try:
-                    proc = self.proc = subprocess.Popen(
+                    proc = subprocess.Popen(
                         [exe, "-f", "json1", "-S", "warning", "-e", _SC_EXCLUDE, *batch],
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
@@ -258,35 +291,52 @@ class _Shellcheck:
                         errors="replace",
                     )
                 except OSError as exc:
-                    self.error = f"shellcheck cannot run ({exe}): {exc.strerror or exc}"
-                    return
+                    failed = f"shellcheck cannot run ({exe}): {exc.strerror or exc}"
+                else:
+                    failed = ""
+                    self.procs.append(proc)
+            if failed:
+                self._fail(failed)  # outside the lock, which _fail takes
+                return
             try:
                 stdout, stderr = proc.communicate(timeout=max(deadline - time.monotonic(), 0))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-                self.error = (
+                self._fail(
                     f"shellcheck did not finish within {_SC_TIMEOUT_S:g} seconds ({exe}); "
                     "it was stopped"
                 )
                 return
-            if self.cancelled:
+            if self.cancelled or self.error is not None:
                 return
             if proc.returncode not in (0, 1):  # 1: findings; 2-4: it could not check
                 said = stderr.strip().splitlines()
-                self.error = f"shellcheck failed ({exe}, exit status {proc.returncode})" + (
-                    f": {said[0]}" if said else ""
+                self._fail(
+                    f"shellcheck failed ({exe}, exit status {proc.returncode})"
+                    + (f": {said[0]}" if said else "")
                 )
                 return
-            self.outputs.append(stdout)
+            with self.lock:
+                self.outputs.append(stdout)
+
+    def _fail(self, error: str) -> None:
+        """Keep the first error; the other shares' shellcheck are stopped."""
+        with self.lock:
+            if self.error is None:
+                self.error = error
+            running = [p for p in self.procs if p.poll() is None]
+        for proc in running:
+            with contextlib.suppress(OSError):
+                proc.kill()
 
     def abort(self) -> None:
         """Kill shellcheck (not waiting for it to finish) and remove the temp files."""
         with self.lock:
             self.cancelled = True
-            proc = self.proc
+            running = [p for p in self.procs if p.poll() is None]
         try:
-            if proc is not None and proc.poll() is None:
+            for proc in running:
                 with contextlib.suppress(OSError):
                     proc.kill()
             if self.thread is not None:
@@ -306,6 +356,7 @@ class _Shellcheck:
                 raise DefError(
                     f"{self.error}; pass --no-shellcheck to lint without it", origin=_NO_FILE
                 )
+            by_file: dict[str, list[dict[str, Any]]] = {}
             for out in self.outputs:
                 try:
                     comments = json.loads(out or "{}").get("comments", [])
@@ -316,10 +367,10 @@ class _Shellcheck:
                         origin=_NO_FILE,
                     ) from None
                 for c in comments:
-                    job = self.jobs.get(c.get("file"))
-                    if job is None:
-                        continue
-                    ctx, offset, last = job
+                    by_file.setdefault(c.get("file"), []).append(c)
+            # in the order the sections were written, whichever process checked them
+            for name, (ctx, offset, last) in self.jobs.items():
+                for c in by_file.get(name, ()):
                     line = min(max(offset + int(c.get("line", 1)), offset + 1), last)
                     ctx.sc_findings.append((line, f"SC{c.get('code')}", str(c.get("message"))))
         finally:
