@@ -182,6 +182,21 @@ def test_wrong_types_are_def_errors_at_the_callers_line(kwargs, message):
     assert info.value.file == __file__  # the line that built the Stage, not the package
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"body": 1}, "body: expected a str, got int"),
+        ({"shell": ["/bin/bash"]}, "shell: expected a str or None, got list"),
+        ({"args": None}, "args: expected a str, got NoneType"),
+    ],
+)
+def test_wrong_script_field_types_are_def_errors_at_the_callers_line(kwargs, message):
+    with pytest.raises(DefError) as info:
+        Script(**kwargs)
+    assert info.value.message == message
+    assert info.value.file == __file__
+
+
 def test_wrong_type_in_a_recipe_names_the_recipe_line(tmp_path):
     from conftest import run_cli
 

@@ -67,19 +67,30 @@ class Script:
     'a\\nb'
     """
 
-    body: str = attrs.field(default="", validator=instance(str, "a str"))
-    shell: str | None = attrs.field(
-        default=None, validator=instance((str, type(None)), "a str or None")
-    )
+    body: str = ""
+    shell: str | None = None
     errexit: bool = True
     #: Raw section arguments (``%post -x``, ``%runscript --norc``) as found in a parsed
     #: .def; prefer ``shell``. Never both.
-    args: str = attrs.field(default="", validator=instance(str, "a str"))
+    args: str = ""
     #: Keep ``body`` exactly (a parsed .def); otherwise it is dedented (Python source).
     verbatim: bool = False
     origin: Origin = origin_field()
 
     def __attrs_post_init__(self) -> None:
+        # The fields' types, checked here in one test rather than by three validators:
+        # a script is made for every section of every parsed file.
+        if not (
+            isinstance(self.body, str)
+            and isinstance(self.args, str)
+            and (self.shell is None or isinstance(self.shell, str))
+        ):
+            for name, kind, what in _SCRIPT_TYPES:
+                value = getattr(self, name)
+                if not isinstance(value, kind):
+                    raise DefError(
+                        f"{name}: expected {what}, got {type_name(value)}", origin=self.origin
+                    )
         body = trim_end(self.body) if self.verbatim else clean_body(self.body)
         object.__setattr__(self, "body", body)
         check_body(self.body, "script", self.origin)
@@ -125,6 +136,13 @@ class Script:
     def prepend(self, text: str) -> Script:
         return Script(text, shell=self.shell, errexit=self.errexit) + attrs.evolve(self, shell=None)
 
+
+#: (field, type, what it must be) for ``Script``'s own check.
+_SCRIPT_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("body", str, "a str"),
+    ("shell", (str, type(None)), "a str or None"),
+    ("args", str, "a str"),
+)
 
 ScriptInput = Script | str | None
 
