@@ -258,7 +258,11 @@ class _Shellcheck:
         to check (``_SC_PARALLEL_BYTES``), largest first to the least loaded share."""
         if sum(self.sizes.values()) < _SC_PARALLEL_BYTES:
             return [list(self.jobs)]
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        cpus = (  # the CPUs this process may use (Linux), else the machine's
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
         count = max(1, min(cpus, len(self.jobs)))
         groups: list[list[str]] = [[] for _ in range(count)]
         loads = [0] * count
