@@ -59,6 +59,7 @@ __all__ = [
     "publish_copy",
     "publish_no_clobber",
     "rename_no_clobber",
+    "signals_blocked",
     "write_output",
     "write_outputs",
 ]
@@ -138,8 +139,9 @@ class _Signalled(BaseException):
 
 
 @contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Delay SIGINT/SIGTERM/SIGHUP while a file is made or published (no lost temp)."""
+def signals_blocked() -> Iterator[None]:
+    """Delay SIGINT/SIGTERM/SIGHUP while a file is made, published or cleaned up (no
+    lost temp); in the main thread (elsewhere signals are not delivered anyway)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -184,7 +186,7 @@ class TempFile:
                 self._old[sig] = signal.signal(sig, self._on_signal)
             TempFile._active += 1
         try:
-            with _signals_blocked():
+            with signals_blocked():
                 for _ in range(100):
                     self.path = os.path.join(
                         self.directory, f"{self._stem}.{os.urandom(6).hex()}{self._suffix}"
@@ -223,7 +225,7 @@ class TempFile:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with _signals_blocked():
+        with signals_blocked():
             if self.fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(self.fd)
@@ -312,7 +314,7 @@ def write_outputs(
             ready.append((given, tmp, p))
         for given, tmp, p in ready:
             try:
-                with _signals_blocked():
+                with signals_blocked():
                     os.replace(tmp.path, p.path)
                     tmp.done()
             except OSError as exc:
@@ -367,7 +369,7 @@ def rename_no_clobber(src: str, dst: str) -> bool:
     ``renameat2(RENAME_NOREPLACE)``: either fails when ``dst`` exists, so a file
     another process published meanwhile is never replaced.
     """
-    with _signals_blocked():
+    with signals_blocked():
         try:
             os.link(src, dst)
         except FileExistsError:
@@ -386,7 +388,7 @@ def rename_no_clobber(src: str, dst: str) -> bool:
 
 def publish_no_clobber(tmp: TempFile, target: str) -> bool:
     """Give the temp file the name ``target`` unless that name exists (``rename_no_clobber``)."""
-    with _signals_blocked():
+    with signals_blocked():
         published = rename_no_clobber(tmp.path, target)
         if published:
             tmp.done()

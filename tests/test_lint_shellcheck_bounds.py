@@ -161,3 +161,35 @@ def test_large_inputs_are_checked_in_shares_with_the_same_findings(
     assert log.read_text().count("run") == 4
     assert shares == one
     assert [f.line for f in one if f.code == "DB110"] == [5, 9, 13, 17, 21]
+
+
+class _SecondSignal(Exception):
+    pass
+
+
+def test_a_signal_during_the_clean_up_waits_for_it(tmp_path: Path) -> None:
+    """A second Ctrl-C or SIGTERM while lint stops shellcheck and removes its copies of
+    the scripts is held until that is done (else the copies stayed in $TMPDIR)."""
+    exe = _fake_shellcheck(tmp_path / "bin", tmp_path / "pid")
+    ctx = engine._context("x.def", PINNED + "\n%post\n    true\n", {})
+    checker = engine._Shellcheck([ctx], str(exe))
+    _wait_for(tmp_path / "pid")
+    copies = checker.tmp.name
+    real_cleanup = checker.tmp.cleanup
+
+    def cleanup_after_a_signal() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the clean-up starts
+        real_cleanup()
+
+    def second_signal(_signum: int, _frame: object) -> None:
+        raise _SecondSignal
+
+    checker.tmp.cleanup = cleanup_after_a_signal  # type: ignore[method-assign]
+    old = signal.signal(signal.SIGTERM, second_signal)
+    try:
+        with pytest.raises(_SecondSignal):
+            checker.abort()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert not os.path.exists(copies)
+    assert _gone(int((tmp_path / "pid").read_text()))

@@ -335,18 +335,22 @@ class _Shellcheck:
                 proc.kill()
 
     def abort(self) -> None:
-        """Kill shellcheck (not waiting for it to finish) and remove the temp files."""
-        with self.lock:
-            self.cancelled = True
-            running = [p for p in self.procs if p.poll() is None]
-        try:
-            for proc in running:
-                with contextlib.suppress(OSError):
-                    proc.kill()
-            if self.thread is not None:
-                self.thread.join(timeout=10)  # it reaps the killed process and returns
-        finally:
-            self.tmp.cleanup()
+        """Kill shellcheck (not waiting for it to finish) and remove the temp files;
+        a second Ctrl-C or SIGTERM waits until that is done."""
+        from ..fileio import signals_blocked
+
+        with signals_blocked():
+            with self.lock:
+                self.cancelled = True
+                running = [p for p in self.procs if p.poll() is None]
+            try:
+                for proc in running:
+                    with contextlib.suppress(OSError):
+                        proc.kill()
+                if self.thread is not None:
+                    self.thread.join(timeout=10)  # it reaps the killed process and returns
+            finally:
+                self.tmp.cleanup()
 
     def finish(self) -> None:
         try:
@@ -378,7 +382,10 @@ class _Shellcheck:
                     line = min(max(offset + int(c.get("line", 1)), offset + 1), last)
                     ctx.sc_findings.append((line, f"SC{c.get('code')}", str(c.get("message"))))
         finally:
-            self.tmp.cleanup()
+            from ..fileio import signals_blocked
+
+            with signals_blocked():  # a signal now waits for the clean-up
+                self.tmp.cleanup()
 
 
 class _Suppressions:
