@@ -65,6 +65,7 @@ __all__ = [
     "has_placeholder",
     "has_stage_or_section_line",
     "is_other_url",
+    "is_script_section",
     "is_section_line",
     "is_stage_start",
     "is_valid_header_key",
@@ -226,14 +227,19 @@ def oversized_pieces(
     return found
 
 
-def too_long_message(what: str, size: int) -> str:
-    """Why a piece ``oversized_pieces`` found stops the build."""
+def too_long_message(what: str, size: int, advice: str) -> str:
+    """Why a piece ``oversized_pieces`` found stops the build, and what to do."""
     return (
         f"{what} is {size} bytes up to the next section line; Apptainer reads a "
         f"definition in pieces of at most {MAX_TOKEN} bytes (deffile.go "
         "ParseDefinitionFile, Go's bufio.Scanner) and stops with 'bufio.Scanner: token "
-        "too long'; move the commands into a script copied in with %files"
+        f"too long'; {advice}"
     )
+
+
+def is_script_section(name: str) -> bool:
+    """Whether a section's body is a script (run at build time or written as one)."""
+    return section_kind(name) in _SCRIPT_KINDS
 
 
 def has_stage_or_section_line(text: str) -> bool:
@@ -364,6 +370,9 @@ _KINDS: Mapping[str, SectionKind] = {
     "help": SectionKind.TEXT,
     "apphelp": SectionKind.TEXT,
 }
+
+
+_SCRIPT_KINDS = (SectionKind.BUILD_SCRIPT, SectionKind.SHEBANG_SCRIPT, SectionKind.APP_SCRIPT)
 
 
 def section_kind(name: str) -> SectionKind | None:

@@ -315,8 +315,9 @@ def _cmd_from_dockerfile(args: argparse.Namespace) -> int:
     conversion = convert(read_text(args.dockerfile), args.dockerfile)
     for warning in conversion.warnings:
         print(f"defbuilder: warning: {warning}", file=sys.stderr)
-    out = render(conversion.recipe) if args.to_def else conversion.source
-    _emit(out, args.output, args.dockerfile)
+    # rendered either way: what the recipe would render to is checked before writing
+    text = render(conversion.recipe)
+    _emit(text if args.to_def else conversion.source, args.output, args.dockerfile)
     return 0
 
 

@@ -45,6 +45,7 @@ from .apptainer import (
     files_source,
     get_labels,
     go_trim,
+    is_script_section,
     oversized_pieces,
     scan_lines,
     section_name,
@@ -225,7 +226,9 @@ def _split(text: str) -> list[RawStage]:
             head = enumerate(scan_lines(head_text), start=chunk_line)
             header, where, errors = _read_header(head)
             if head_text and chunk_start in oversized:
-                problem = too_long_message("the header", oversized[chunk_start])
+                problem = too_long_message(
+                    "the header", oversized[chunk_start], "shorten the header"
+                )
                 errors.insert(0, (chunk_line, problem))
             errors += too_long
             if header or opened or errors:  # else comments only: errEmptyDefinition
@@ -260,8 +263,21 @@ def _split(text: str) -> list[RawStage]:
             body = (body[:-1] if body[-1] == "\r" else body) + "\n"
         opened.append(RawSection(name, args, body, line, app, " " in sec_line))
         if offset in oversized:
-            too_long.append((line, too_long_message(f"%{name} with its body", oversized[offset])))
+            problem = too_long_message(
+                f"%{name} with its body", oversized[offset], _split_advice(name)
+            )
+            too_long.append((line, problem))
     return stages
+
+
+def _split_advice(name: str) -> str:
+    split = f"split %{name} into several (Apptainer appends the bodies of repeated sections"
+    if not is_script_section(name):
+        return split + ")"
+    return (
+        "move commands into a script copied in with %files, or " + split + "; repeat "
+        "the section's arguments on each)"
+    )
 
 
 def check_strict(stages: list[RawStage], file: str | None) -> None:

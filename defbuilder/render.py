@@ -21,7 +21,13 @@ apt-get update
 
 from __future__ import annotations
 
-from .apptainer import BUILD_SECTIONS, oversized_pieces, protect_line_ends, too_long_message
+from .apptainer import (
+    BUILD_SECTIONS,
+    is_script_section,
+    oversized_pieces,
+    protect_line_ends,
+    too_long_message,
+)
 from .errors import DefError, Origin
 from .model import (
     App,
@@ -220,21 +226,39 @@ def render(what: Recipe | Stage) -> str:
     for offset, size in oversized_pieces(text):
         for stage, stage_text in zip(stages, texts, strict=True):
             if offset < len(stage_text) + 1:
-                piece, origin = _piece(stage, stage_text, offset)
-                raise DefError(too_long_message(piece, size), origin=origin)
+                name, piece, origin = _piece(stage, stage_text, offset)
+                raise DefError(too_long_message(piece, size, _advice(name)), origin=origin)
             offset -= len(stage_text) + 1
     return text
 
 
-def _piece(stage: Stage, text: str, offset: int) -> tuple[str, Origin]:
-    """How to name the piece of a rendered stage that starts at ``offset``, and the
-    origin of the model value that made it."""
+def _piece(stage: Stage, text: str, offset: int) -> tuple[str | None, str, Origin]:
+    """The section name (``None``: the header) of the piece of a rendered stage that
+    starts at ``offset``, how to name it, and the origin of the value that made it."""
     words = text[offset : text.find("\n", offset)].split(" ")
     if not words[0].startswith("%"):
-        return "the header", stage.header.origin
+        return None, "the header", stage.header.origin
     name = words[0][1:]
     if name.startswith("app") and len(words) > 1:
         app = next((a for a in stage.apps if a.name == words[1]), None)
-        return f"%{name} {words[1]}", app.origin if app is not None else stage.origin
-    origin = getattr(getattr(stage, name, None), "origin", None)
-    return f"%{name} with its body", origin if isinstance(origin, Origin) else stage.origin
+        return name, f"%{name} {words[1]}", app.origin if app is not None else stage.origin
+    value: object = getattr(stage, name, None)
+    if name == "files":  # the how-manieth %files of the stage
+        value = stage.files[text.count("\n%files", 0, offset + len("%files")) - 1]
+    elif name == "labels":
+        value = stage.labels[0]
+    elif name == "environment":
+        value = stage.environment.items[0]
+    origin = getattr(value, "origin", None)
+    return name, f"%{name} with its body", origin if isinstance(origin, Origin) else stage.origin
+
+
+def _advice(name: str | None) -> str:
+    """What a recipe can do about a piece too large for Apptainer's reader."""
+    if name is None:
+        return "shorten the header"
+    if is_script_section(name):
+        return "move commands into a script copied in with %files and run that"
+    if name == "files":
+        return "give the entries as several Files values"
+    return f"shorten %{name}"

@@ -1139,3 +1139,17 @@ def test_copy_after_run_lands_when_docker_copies_it(tmp_path, shell):
     assert (app / "seen").read_text() == "notes\nnew\n"
     assert sorted(p.name for p in (app / "www").iterdir()) == ["index.html"]
     assert list(staging.iterdir()) == []
+
+
+def test_a_recipe_apptainer_could_not_read_is_not_written(tmp_path):
+    # a RUN that renders to a %post over 64 KiB (deffile.go ParseDefinitionFile)
+    from conftest import run_cli
+
+    df = tmp_path / "Dockerfile"
+    run = " && ".join(f"echo {i:06d}" for i in range(9000))
+    df.write_text(f"FROM ubuntu:24.04\nRUN {run}\n")
+    for extra in ([], ["--def"]):
+        out = run_cli("from-dockerfile", str(df), "-o", str(tmp_path / "out"), *extra)
+        assert out.returncode == 2 and out.stdout == ""
+        assert f"{df}:1: %post with its body is" in out.stderr
+        assert not (tmp_path / "out").exists()
