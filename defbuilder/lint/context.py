@@ -126,6 +126,11 @@ class Context:
             starts = self._cache["stage_lines"] = [s.line for s in self.raw]
         return bisect.bisect_right(starts, line) - 1
 
+    def merged(self, sec: RawSection) -> RawSection:
+        """``sec`` as Apptainer runs it: with the other sections of its name (and app)
+        in its stage, bodies appended and the last arguments kept (``RawStage.section``)."""
+        return self.raw[self.stage_at(sec.line)].section(sec.name, sec.app) or sec
+
     # --- finding lines fast -------------------------------------------------------------
 
     def lines_matching(

@@ -207,8 +207,7 @@ class _Shellcheck:
     def _write(self, contexts: Sequence[Context]) -> None:
         for ci, ctx in enumerate(contexts):
             for si, sec in enumerate(ctx.sections()):
-                merged = ctx.raw[ctx.stage_at(sec.line)].section(sec.name, sec.app)
-                shell, own = _dialect(sec, None if merged is None else merged.args)
+                shell, own = _dialect(sec, ctx.merged(sec).args)
                 if shell is None or not go_trim(sec.body):
                     continue
                 lines = sec.body.rstrip("\n").count("\n") + 1
@@ -329,6 +328,10 @@ class _Shellcheck:
         with self.lock:
             if self.error is None:
                 self.error = error
+        self._kill_running()
+
+    def _kill_running(self) -> None:
+        with self.lock:
             running = [p for p in self.procs if p.poll() is None]
         for proc in running:
             with contextlib.suppress(OSError):
@@ -342,11 +345,8 @@ class _Shellcheck:
         with signals_blocked():
             with self.lock:
                 self.cancelled = True
-                running = [p for p in self.procs if p.poll() is None]
             try:
-                for proc in running:
-                    with contextlib.suppress(OSError):
-                        proc.kill()
+                self._kill_running()
                 if self.thread is not None:
                     self.thread.join(timeout=10)  # it reaps the killed process and returns
             finally:

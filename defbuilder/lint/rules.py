@@ -235,8 +235,7 @@ def _honoured_shebang_line(ctx: Context, sec: RawSection) -> int:
     """The one line whose #! Apptainer honours for this %runscript/%startscript/%test:
     the first body line of the stage's merged section (handle_shebang on the bodies
     of repeated sections appended, deffile.go parseTokenSection)."""
-    merged = ctx.raw[ctx.stage_at(sec.line)].section(sec.name)
-    return (merged.line if merged is not None else sec.line) + 1
+    return ctx.merged(sec).line + 1
 
 
 _SHEBANG = re.compile("#!")
