@@ -141,15 +141,29 @@ class _Signalled(BaseException):
 @contextlib.contextmanager
 def signals_blocked() -> Iterator[None]:
     """Delay SIGINT/SIGTERM/SIGHUP while a file is made, published or cleaned up (no
-    lost temp); in the main thread (elsewhere signals are not delivered anyway)."""
+    lost temp): the first one is delivered when the block ends.
+
+    Python runs signal handlers in the main thread only, whichever thread the system
+    gives a signal to, so handlers that just note the signal hold it for the whole
+    process (``pthread_sigmask`` would hold it for one thread: with lint's
+    shellcheck threads running, the system may give it to another). Elsewhere than in
+    the main thread nothing can be held, and nothing is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    noted: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        noted.append(signum)
+
+    old = {sig: signal.signal(sig, note) for sig in _SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if noted:
+            signal.raise_signal(noted[0])  # to the handler in place again
 
 
 class TempFile:
